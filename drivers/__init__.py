@@ -1,0 +1,1 @@
+"""Drivers: one module per way of getting a machine, loaded through the ``provision.drivers`` entry points."""

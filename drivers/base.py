@@ -1,0 +1,177 @@
+"""The driver interface: what every driver must do, and what it declares as data.
+
+A driver creates and manages one machine. It never touches the store or the CLI: the core hands it a
+``DriverContext`` holding its option values, a directory for its files, a mutable ``data`` dict that the
+core persists in the machine record, and two callbacks: ``checkpoint()`` to persist ``data`` at once
+(call it as soon as a cloud resource exists, so a crash never leaves an untracked resource) and
+``progress(msg)`` for long work.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+class MachineState(str, enum.Enum):
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    STARTING = "Starting"
+    STOPPING = "Stopping"
+    PAUSED = "Paused"
+    ERROR = "Error"
+    NOT_FOUND = "NotFound"
+    TIMEOUT = "Timeout"
+    UNKNOWN = "Unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+OptionType = type[str] | type[int] | type[bool]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One driver flag, declared as data: the CLI, ``drivers`` and the docs are generated from it.
+
+    ``flag`` is the full flag name without dashes (``amazonec2-region``); ``envvar`` the environment
+    variable that supplies it when the flag is absent. ``multiple`` options take the flag several times
+    and yield a list.
+    """
+
+    flag: str
+    help: str
+    type: OptionType = str
+    default: Any = None
+    envvar: str | None = None
+    required: bool = False
+    multiple: bool = False
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.flag.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver can do beyond create/remove/state, declared up front."""
+
+    provisions_engine: bool = True  # False: the engine already exists (the ``none`` driver)
+    start: bool = True
+    stop: bool = True
+    restart: bool = True
+    kill: bool = True
+    ssh: bool = True
+
+
+@dataclass(frozen=True)
+class SSHEndpoint:
+    host: str
+    port: int
+    user: str
+    key_path: Path
+
+
+@dataclass
+class DriverContext:
+    """Everything a driver may use. Built by the core; ``data`` is persisted in the machine record."""
+
+    machine_name: str
+    machine_dir: Path
+    cache_dir: Path
+    options: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Callable[[], None] = lambda: None
+    progress: Callable[[str], None] = lambda message: None
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Opens an SSH session to this machine with its pinned host key (a ``provision.ssh.RemoteSession``
+    # used as a context manager); set by the core once the machine has an SSH endpoint.
+    remote: Callable[[], Any] | None = None
+
+    def option(self, key: str) -> Any:
+        return self.options.get(key)
+
+    @property
+    def ssh_key_path(self) -> Path:
+        return self.machine_dir / "id_ed25519"
+
+
+class Driver(ABC):
+    """Base class. Subclasses set ``name``, ``description``, ``options`` and ``capabilities``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    options: ClassVar[tuple[OptionSpec, ...]] = ()
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    engine_port: ClassVar[int] = 2376
+
+    def __init__(self, context: DriverContext) -> None:
+        self.ctx = context
+
+    # -- required -------------------------------------------------------------------------------
+    @abstractmethod
+    def create(self) -> None:
+        """Create the machine, recording every resource in ``ctx.data`` and calling ``checkpoint``
+        as soon as it exists. On failure, raise; the core then calls ``remove`` to roll back."""
+
+    @abstractmethod
+    def remove(self) -> None:
+        """Remove everything ``create`` made, tolerating a half-made machine and resources already gone."""
+
+    @abstractmethod
+    def state(self) -> MachineState:
+        ...
+
+    @abstractmethod
+    def engine_url(self) -> str:
+        """``tcp://HOST:PORT`` that the docker client uses."""
+
+    # -- optional, guarded by ``capabilities`` -------------------------------------------------
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def ssh_endpoint(self) -> SSHEndpoint:
+        raise NotImplementedError
+
+    def ip(self) -> str:
+        """The address the user reaches the machine at (as ``provision ip`` prints)."""
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.engine_url()).hostname or ""
+
+    def addresses(self) -> list[str]:
+        """Every address or DNS name a client may use for the engine: the server cert's SANs."""
+        return [self.ip()]
+
+    def engine_bind_port(self) -> int:
+        """The port dockerd listens on inside the machine (it may differ from the client's port)."""
+        return self.engine_port
+
+    def refresh(self) -> bool:
+        """Re-read addresses after a start (clouds hand out a new public IP). True if they changed."""
+        return False
+
+    def boot_log(self) -> str | None:
+        """A console log for ``inspect`` and errors, where the driver keeps one."""
+        return None
+
+    def extra(self) -> dict[str, Any]:
+        """Driver-specific facts for ``inspect``."""
+        return {}

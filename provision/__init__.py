@@ -1,0 +1,3 @@
+"""provision: Docker hosts anywhere, a successor to Docker Machine."""
+
+__version__ = "0.1.0"

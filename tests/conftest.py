@@ -1,0 +1,37 @@
+"""Shared test set-up: every test gets its own HOME, DOCKER_CONFIG and store.
+
+Fixtures for the real services live in the ``fixtures_*`` plugin modules below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["fixtures_dockerd", "fixtures_sshd", "fixtures_vm", "fixtures_moto", "fixtures_gce"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_cache_dir() -> Path:
+    """Built VM images outlive one test: CI builds each base image once per run."""
+    path = Path(os.environ.get("PROVISION_TEST_CACHE", Path.home() / ".cache" / "provision-tests"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    cache = shared_cache_dir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
+    monkeypatch.setenv("PROVISION_STORAGE_PATH", str(home / "store"))
+    monkeypatch.setenv("PROVISION_CACHE_PATH", str(cache))
+    for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
+                "DOCKER_MACHINE_NAME", "NO_PROXY", "no_proxy", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    return home
