@@ -1,1 +1,106 @@
-"""Fixtures for the real service this module is named for (filled in by its owner)."""
+"""A real ``dockerd`` on 127.0.0.1 with mutual TLS, trusting a CA that tests copy into their store.
+
+One engine per test session (it takes seconds to start). It runs as root with its own data, exec and
+pid paths, no iptables and no bridge, so it never touches the host's network or another engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from provision import paths
+from provision.probe import TLSFiles, ping
+from provision.tls import CertificateAuthority
+from provision.fsutil import atomic_write
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Engine:
+    url: str
+    port: int
+    socket: Path
+    certs_dir: Path  # a store certs/ directory whose CA the engine trusts
+    version: str
+
+    def seed_store(self, store_root: Path) -> None:
+        """Make a store trust this engine: give it the CA (and client cert) the engine was set up with."""
+        target = store_root / paths.CERTS_DIR
+        target.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in (paths.CA_CERT, paths.CA_KEY, paths.CLIENT_CERT, paths.CLIENT_KEY):
+            atomic_write(target / name, (self.certs_dir / name).read_bytes(),
+                         0o600 if "key" in name else 0o644)
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[Engine]:
+    binary = shutil.which("dockerd")
+    if binary is None:
+        pytest.fail("dockerd is not installed (Debian package docker.io); .ci/run installs it")
+    # Short paths: the exec root holds unix sockets, whose paths are limited to 108 bytes.
+    work = Path(tempfile.mkdtemp(prefix="pvd-", dir="/tmp"))
+    certs = work / "certs"
+    ca = CertificateAuthority(certs)
+    ca.ensure()
+    server = ca.issue_server("test-engine", ["127.0.0.1", "localhost"])
+    atomic_write(work / "server.pem", server.cert_pem, 0o644)
+    atomic_write(work / "server-key.pem", server.key_pem, 0o600)
+    port = free_port()
+    sock = work / "docker.sock"
+    argv = [binary, "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", str(work / "data"),
+            "--exec-root", str(work / "x"), "--pidfile", str(work / "docker.pid"), "-H", f"unix://{sock}",
+            "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs / paths.CA_CERT),
+            "--tlscert", str(work / "server.pem"), "--tlskey", str(work / "server-key.pem")]
+    log = open(work / "dockerd.log", "wb")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"tcp://127.0.0.1:{port}"
+    tls = TLSFiles(certs / paths.CA_CERT, certs / paths.CLIENT_CERT, certs / paths.CLIENT_KEY)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if ping(url, tls, timeout=2):
+                break
+        except Exception:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("dockerd did not start:\n" + (work / "dockerd.log").read_text()[-3000:])
+        time.sleep(0.3)
+    from provision.probe import version
+
+    engine_version = str(version(url, tls)["Version"])
+    try:
+        yield Engine(url, port, sock, certs, engine_version)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(work / "data")], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def engine(dockerd: Engine, isolation: Path) -> Engine:
+    """The session's engine, with this test's store seeded to trust it."""
+    dockerd.seed_store(Path(os.environ["PROVISION_STORAGE_PATH"]))
+    return dockerd

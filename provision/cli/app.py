@@ -1,0 +1,61 @@
+"""The typer application, its global options, and the bridge to the core service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import typer
+
+from provision import paths
+from provision.errors import UsageError
+from provision.machines import Machines
+
+from .progress import Reporter
+
+app = typer.Typer(
+    name="provision",
+    help="Docker hosts anywhere: create machines, install Docker Engine with mutual TLS, point docker at them.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class GlobalOptions:
+    storage_path: Path | None
+    debug: bool
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    storage_path: Path = typer.Option(None, "--storage-path", "-s", envvar=paths.STORAGE_ENV,
+                                      help="Store root (default: the platform's user data dir)"),
+    debug: bool = typer.Option(False, "--debug", "-D", help="Show every remote command and full errors"),
+) -> None:
+    ctx.obj = GlobalOptions(storage_path, debug)
+
+
+def machines(ctx: typer.Context) -> Machines:
+    options: GlobalOptions = ctx.find_root().obj
+    reporter = Reporter(debug=options.debug)
+    ctx.call_on_close(reporter.close)
+    return Machines.open(options.storage_path, progress=reporter.step, log=reporter.debug_line)
+
+
+def one_name(names: list[str] | None) -> str | None:
+    if names and len(names) > 1:
+        raise UsageError("Error: Expected one machine name as an argument")
+    return names[0] if names else None
+
+
+def out(text: str) -> None:
+    typer.echo(text, nl=False)
+
+
+def warn(text: str) -> None:
+    typer.echo(text, err=True)

@@ -1,0 +1,78 @@
+"""``provision create``: shared flags and the chosen driver's flags, both parsed from their OptionSpecs."""
+
+from __future__ import annotations
+
+import typer
+
+from drivers import registry
+from provision.createflags import SHARED_CREATE_OPTIONS, engine_settings
+from provision.errors import UsageError
+from provision.machines import CreateRequest
+
+from . import flagparse
+from .app import app, machines, out
+
+SHORT = {"-d": "driver"}
+USAGE = "Usage: provision create [OPTIONS] -d DRIVER [DRIVER OPTIONS] NAME\n"
+
+
+def _driver_name(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg in ("-d", "--driver") and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--driver="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def create_help(driver: str | None) -> str:
+    text = USAGE + "\n  Create a machine, install Docker Engine on it with mutual TLS, and write its docker context.\n"
+    text += "\nOptions:\n" + flagparse.describe(SHARED_CREATE_OPTIONS, SHORT)
+    text += "  -h, --help  Show this message (with -d DRIVER: that driver's options too)\n"
+    if driver:
+        cls = registry.load(driver)
+        text += f"\nOptions of the {driver} driver ({cls.description}):\n"
+        text += flagparse.describe(cls.options) if cls.options else "  (none)\n"
+    else:
+        text += "\nDrivers: " + ", ".join(registry.available()) + "\n"
+    return text
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+    help="Create a machine (see `provision create -d DRIVER --help` for the driver's flags)",
+)
+def create(ctx: typer.Context) -> None:
+    argv = list(ctx.args)
+    driver_name = _driver_name(argv)
+    if "-h" in argv or "--help" in argv:
+        out(create_help(driver_name))
+        raise typer.Exit(0)
+    service = machines(ctx)
+    if driver_name is None:
+        driver_name = service.environ.get("MACHINE_DRIVER") or "none"
+    driver_cls = registry.load(driver_name)
+    values, positional = flagparse.parse(argv, SHARED_CREATE_OPTIONS + driver_cls.options, SHORT)
+    if len(positional) != 1:
+        raise UsageError("Error: provision create needs exactly one machine NAME" if not positional
+                         else f"Error: unexpected arguments: {' '.join(positional[1:])}")
+    shared_keys = {spec.key for spec in SHARED_CREATE_OPTIONS}
+    shared = {k: v for k, v in values.items() if k in shared_keys}
+    if "engine_install_url" not in shared and service.environ.get("MACHINE_DOCKER_INSTALL_URL"):
+        shared["engine_install_url"] = service.environ["MACHINE_DOCKER_INSTALL_URL"]
+    request = CreateRequest(
+        name=positional[0],
+        driver=driver_name,
+        driver_flags={k: v for k, v in values.items() if k not in shared_keys},
+        engine=engine_settings(shared),
+        keep_on_failure=bool(shared.get("keep_on_failure")),
+    )
+    record = service.create(request)
+    from provision.names import context_name
+
+    out(f'Docker is up and running on "{record.name}".\n'
+        f"Point the docker CLI at it with one of:\n"
+        f"  docker --context {context_name(record.name)} ps\n"
+        f"  provision use {record.name}\n"
+        f"  eval $(provision env {record.name})\n")

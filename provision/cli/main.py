@@ -1,0 +1,55 @@
+"""Entry point: run a command and turn every failure into one stderr line and an exit code.
+
+This is the one place that maps errors to exit codes (0 ok, 1 failure, 2 bad usage, 130 interrupted).
+Tracebacks appear only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from provision.errors import ProvisionError
+
+GLOBAL_FLAGS_WITH_VALUE = ("-s", "--storage-path")
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return any(a in ("-D", "--debug") for a in argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    try:
+        from .fast import run_fast
+
+        code = run_fast(args)
+        if code is not None:
+            return code
+        from .commands import app
+
+        app(args=args, prog_name="provision", standalone_mode=True)
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except ProvisionError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        message = exc.message + (f" ({exc.hint})" if exc.hint else "")
+        print(message, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+        if debug:
+            raise
+        print(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

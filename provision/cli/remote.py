@@ -1,0 +1,73 @@
+"""Commands that work over SSH: ``ssh``, ``scp``, ``provision``, ``upgrade``, ``regenerate-certs``."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from provision.errors import CommandError
+
+from .app import app, machines, out
+from .lifecycle import NAMES, for_each
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+             help="Log into or run a command on a machine with SSH (pinned host key)")
+def ssh(ctx: typer.Context, name: str = typer.Argument(None, metavar="[NAME]")) -> None:
+    from provision.ssh import interactive_argv
+
+    service = machines(ctx)
+    command = list(ctx.args)
+    if command and command[0] == "--":
+        command = command[1:]
+    endpoint, known_hosts = service.ssh_target(name)
+    argv = interactive_argv(endpoint, known_hosts, command)
+    _exec(argv)
+
+
+@app.command(help="Copy files between machines and this host (machine:path on either side)")
+def scp(
+    ctx: typer.Context,
+    source: str = typer.Argument(..., metavar="SRC"),
+    destination: str = typer.Argument(..., metavar="DST"),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Copy directories recursively"),
+    delta: bool = typer.Option(False, "--delta", "-d", help="Copy only what changed (rsync)"),
+) -> None:
+    from provision.transfer import copy_argv
+
+    _exec(copy_argv(machines(ctx), source, destination, recursive=recursive, delta=delta))
+
+
+def _exec(argv: list[str]) -> None:
+    import shutil
+
+    if shutil.which(argv[0]) is None:
+        raise CommandError(f"{argv[0]} is not installed; install the OpenSSH client", argv=argv)
+    os.execvp(argv[0], argv)
+
+
+@app.command("provision", help="Re-run provisioning: configure Docker and install certificates again")
+def provision_command(ctx: typer.Context, names: list[str] = NAMES) -> None:
+    service = machines(ctx)
+    for_each(names or [service.resolve_name(None)], service.reprovision, "Provisioned machine")
+
+
+@app.command(help="Upgrade Docker Engine on machines in place")
+def upgrade(ctx: typer.Context, names: list[str] = NAMES) -> None:
+    service = machines(ctx)
+    for_each(names or [service.resolve_name(None)], service.upgrade, "Upgraded machine")
+
+
+@app.command("regenerate-certs", help="Issue new server certificates (no reinstall; containers keep running)")
+def regenerate_certs(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation"),
+    client_certs: bool = typer.Option(False, "--client-certs", help="Also issue a new client certificate"),
+) -> None:
+    service = machines(ctx)
+    targets = names or [service.resolve_name(None)]
+    if not force and not typer.confirm(f"Regenerate TLS machine certs for {', '.join(targets)}?"):
+        raise typer.Exit(1)
+    for_each(targets, lambda n: service.regenerate_certs(n, client_certs=client_certs), "Regenerated certificates for")

@@ -1,0 +1,612 @@
+"""The core service: every command's work, with no terminal I/O.
+
+The CLI parses and prints; everything a test or another front end needs happens here. Drivers are
+reached only through ``drivers.registry``; the store, the CA and docker's config through their modules.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from drivers.base import Driver, DriverContext, MachineState, SSHEndpoint
+
+from . import paths
+from .contexts import ContextTLS, DockerConfig
+from .errors import (EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
+                     ProvisionError, StoreError, TimeoutExpired, UsageError)
+from .names import DEFAULT_MACHINE, context_name, validate_machine_name
+from .options import public, resolve
+from .record import CertInfo, EngineSettings, Lifecycle, MachineRecord
+from .store import BrokenEntry, Store
+from .tls import CertificateAuthority, IssuedCert
+
+if TYPE_CHECKING:
+    from .probe import TLSFiles
+    from .ssh import RemoteSession
+
+Progress = Callable[[str], None]
+ENGINE_READY_TIMEOUT = 120.0
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+@dataclass
+class CreateRequest:
+    name: str
+    driver: str
+    driver_flags: dict[str, Any] = field(default_factory=dict)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    keep_on_failure: bool = False
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One row of ``ls``."""
+
+    name: str
+    active: bool
+    driver: str
+    state: str
+    url: str
+    docker: str
+    error: str
+    labels: tuple[str, ...] = ()
+    response_ms: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"Name": self.name, "Active": "*" if self.active else "-", "ActiveHost": self.active,
+                "DriverName": self.driver, "State": self.state, "URL": self.url,
+                "DockerVersion": self.docker, "Error": self.error, "Labels": list(self.labels),
+                "ResponseTime": self.response_ms}
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What a docker client needs to reach a machine's engine."""
+
+    name: str
+    url: str
+    ip: str
+    cert_path: Path
+
+    @property
+    def tls(self) -> TLSFiles:
+        from .probe import TLSFiles
+
+        return TLSFiles(self.cert_path / paths.CA_CERT, self.cert_path / paths.CLIENT_CERT,
+                        self.cert_path / paths.CLIENT_KEY)
+
+
+class Machines:
+    def __init__(self, store: Store, docker: DockerConfig, *, environ: dict[str, str] | None = None,
+                 progress: Progress = _quiet, log: Progress = _quiet) -> None:
+        self.store = store
+        self.docker = docker
+        self.environ = dict(os.environ) if environ is None else environ
+        self.progress = progress
+        self.log = log
+        self.ca = CertificateAuthority(store.certs_dir)
+
+    @classmethod
+    def open(cls, storage_path: Path | None = None, **kwargs: Any) -> Machines:
+        environ = kwargs.get("environ") or dict(os.environ)
+        root = storage_path or paths.default_storage_path(environ)
+        return cls(Store(root), DockerConfig(paths.docker_config_dir(environ)), **kwargs)
+
+    # -- lookups -------------------------------------------------------------------------------
+    def resolve_name(self, name: str | None) -> str:
+        """Without a name, commands use the machine called ``default``, as Docker Machine did."""
+        if name:
+            return validate_machine_name(name)
+        if self.store.exists(DEFAULT_MACHINE):
+            return DEFAULT_MACHINE
+        raise UsageError('Error: No machine name(s) specified and no "default" machine exists')
+
+    def get(self, name: str | None) -> MachineRecord:
+        return self.store.load(self.resolve_name(name))
+
+    def driver_for(self, record: MachineRecord, data: dict[str, Any] | None = None,
+                   checkpoint: Callable[[], None] | None = None) -> Driver:
+        cls = _registry().load(record.driver)
+        ctx = DriverContext(
+            machine_name=record.name,
+            machine_dir=self.store.machine_dir(record.name),
+            cache_dir=self.store.cache_dir,
+            options=dict(record.driver_options),
+            data=dict(record.driver_data) if data is None else data,
+            progress=self.progress,
+            environ=self.environ,
+        )
+        if checkpoint is not None:
+            ctx.checkpoint = checkpoint
+        if record.host_key and cls.capabilities.ssh:
+            ctx.remote = lambda: self._session(record, driver)
+        driver = cls(ctx)
+        return driver
+
+    def connection(self, record: MachineRecord) -> ConnectionInfo:
+        url = record.url
+        if not url:
+            url = self.driver_for(record).engine_url()
+        from urllib.parse import urlsplit
+
+        return ConnectionInfo(record.name, url, urlsplit(url).hostname or "",
+                              self.store.machine_dir(record.name))
+
+    # -- create ----------------------------------------------------------------------------------
+    def create(self, request: CreateRequest) -> MachineRecord:
+        validate_machine_name(request.name)
+        driver_cls = _registry().load(request.driver)
+        options = resolve(driver_cls, request.driver_flags, self.environ)
+        if self.store.exists(request.name):
+            from .errors import MachineExists
+
+            raise MachineExists(request.name)
+        record = MachineRecord(name=request.name, driver=request.driver,
+                               driver_options=public(driver_cls, options), engine=request.engine)
+        self.store.claim(record)
+        with self.store.lock(request.name):
+            data: dict[str, Any] = {}
+            holder = {"record": record}
+
+            def checkpoint() -> None:
+                holder["record"] = holder["record"].evolve(driver_data=dict(data))
+                self.store.save(holder["record"])
+
+            driver = self.driver_for(record, data=data, checkpoint=checkpoint)
+            driver.ctx.options = options  # secrets stay in memory only
+            try:
+                self.progress("Creating the certificate authority and client certificate")
+                self.ca.ensure()
+                self._install_client_certs(request.name)
+                if driver_cls.capabilities.ssh:
+                    from .sshkeys import generate_ed25519
+
+                    generate_ed25519(driver.ctx.ssh_key_path, f"provision-{request.name}")
+                self.progress(f"Creating machine {request.name} with the {request.driver} driver")
+                driver.create()
+                checkpoint()
+                record = holder["record"].evolve(url=driver.engine_url())
+                if driver_cls.capabilities.provisions_engine:
+                    record = self._provision(record, driver, first_contact=True)
+                record = record.evolve(lifecycle=Lifecycle.READY, error=None)
+                self.store.save(record)
+                self.write_context(record)
+                return record
+            except BaseException as exc:
+                failed = holder["record"].evolve(driver_data=dict(data), lifecycle=Lifecycle.ERROR,
+                                                 error=_describe(exc))
+                self._fail_create(failed, driver, request.keep_on_failure)
+                if isinstance(exc, KeyboardInterrupt):
+                    raise Interrupted("Interrupted; " + (
+                        "the machine was kept (--keep-on-failure)" if request.keep_on_failure
+                        else "everything created so far was removed")) from exc
+                raise
+
+    def _fail_create(self, record: MachineRecord, driver: Driver, keep: bool) -> None:
+        self.store.save(record)
+        if keep:
+            return
+        self.progress(f"Create failed; removing what was created for {record.name}")
+        try:
+            driver.remove()
+        except BaseException as cleanup:  # keep the record so `rm` can try again
+            self.store.save(record.evolve(error=f"{record.error}; cleanup failed: {_describe(cleanup)}"))
+            return
+        self.docker.remove_context(context_name(record.name), record.name)
+        self.store.delete(record.name)
+
+    def _install_client_certs(self, name: str) -> None:
+        self.store.write_file(name, paths.CA_CERT, self.ca.ca_cert_path.read_bytes(), 0o644)
+        self.store.write_file(name, paths.CLIENT_CERT, self.ca.client_cert_path.read_bytes(), 0o644)
+        self.store.write_file(name, paths.CLIENT_KEY, self.ca.client_key_path.read_bytes(), 0o600)
+
+    # -- provisioning ----------------------------------------------------------------------------
+    def _session(self, record: MachineRecord, driver: Driver, *, first_contact: bool = False,
+                 timeout: float = 300.0) -> RemoteSession:
+        from .ssh import RemoteSession
+
+        if not driver.capabilities.ssh:
+            raise NotSupported(f'the {record.driver} driver offers no SSH access')
+        endpoint = driver.ssh_endpoint()
+        self.progress(f"Waiting for SSH on {endpoint.host}:{endpoint.port}")
+        return RemoteSession.connect(endpoint, known_host_key=None if first_contact else record.host_key,
+                                     machine=record.name, timeout=timeout, log=self.log)
+
+    def _pin_host_key(self, record: MachineRecord, session: RemoteSession, endpoint: SSHEndpoint) -> MachineRecord:
+        from .ssh import known_hosts_line
+
+        self.store.write_file(record.name, paths.KNOWN_HOSTS,
+                              known_hosts_line(endpoint.host, endpoint.port, session.host_key) + "\n", 0o600)
+        record = record.evolve(host_key=session.host_key)
+        self.store.save(record)
+        return record
+
+    def _issue_server_cert(self, record: MachineRecord, driver: Driver) -> tuple[MachineRecord, IssuedCert]:
+        sans = [*driver.addresses(), record.name, "localhost", *record.engine.tls_san]
+        issued = self.ca.issue_server(record.name, sans)
+        self.store.write_file(record.name, paths.SERVER_CERT, issued.cert_pem, 0o644)
+        self.store.write_file(record.name, paths.SERVER_KEY, issued.key_pem, 0o600)
+        info = CertInfo(issued.not_before.isoformat(), issued.not_after.isoformat(), issued.sans,
+                        format(issued.serial, "x"))
+        record = record.evolve(server_cert=info)
+        self.store.save(record)
+        return record, issued
+
+    def _engine_config(self, record: MachineRecord, driver: Driver):  # type: ignore[no-untyped-def]
+        from .provisioner import EngineConfig
+
+        engine = record.engine
+        return EngineConfig(driver_name=record.driver, hostname=record.name, install_url=engine.install_url,
+                            bind_port=driver.engine_bind_port(), opts=list(engine.opts),
+                            labels=list(engine.labels), insecure_registries=list(engine.insecure_registries),
+                            registry_mirrors=list(engine.registry_mirrors),
+                            storage_driver=engine.storage_driver, env=list(engine.env))
+
+    def _provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool) -> MachineRecord:
+        from .provisioner import ServerCerts, provision_engine
+
+        endpoint = driver.ssh_endpoint()
+        with self._session(record, driver, first_contact=first_contact) as session:
+            if first_contact or not record.host_key:
+                record = self._pin_host_key(record, session, endpoint)
+            record, issued = self._issue_server_cert(record, driver)
+            certs = ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem)
+            facts = provision_engine(session, self._engine_config(record, driver), certs, self.progress)
+        record = record.evolve(facts={**record.facts, **_facts_dict(facts)},
+                               engine=_with_storage_driver(record.engine, facts.storage_driver))
+        self.store.save(record)
+        self.wait_for_engine(self.connection(record))
+        return record
+
+    def wait_for_engine(self, info: ConnectionInfo, timeout: float = ENGINE_READY_TIMEOUT) -> None:
+        from . import probe
+
+        self.progress(f"Waiting for Docker at {info.url} to answer over TLS")
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                if probe.ping(info.url, info.tls, timeout=min(10.0, max(1.0, deadline - time.monotonic()))):
+                    return
+            except EngineError as exc:
+                last = exc
+            time.sleep(1.0)
+        raise TimeoutExpired(f'Docker on machine "{info.name}" did not answer /_ping over TLS within '
+                             f"{timeout:.0f}s: {last}")
+
+    def reprovision(self, name: str) -> MachineRecord:
+        record = self.store.load(name)
+        self._require_provisionable(record)
+        with self.store.lock(name):
+            driver = self.driver_for(record)
+            self._require_running(record, driver)
+            record = self._provision(record, driver, first_contact=False)
+            record = record.evolve(lifecycle=Lifecycle.READY, error=None)
+            self.store.save(record)
+            self.write_context(record)
+            return record
+
+    def upgrade(self, name: str) -> MachineRecord:
+        from .provisioner import upgrade_engine
+
+        record = self.store.load(name)
+        self._require_provisionable(record)
+        with self.store.lock(name):
+            driver = self.driver_for(record)
+            self._require_running(record, driver)
+            with self._session(record, driver) as session:
+                facts = upgrade_engine(session, self._engine_config(record, driver), self.progress)
+            record = record.evolve(facts={**record.facts, **_facts_dict(facts)})
+            self.store.save(record)
+            self.wait_for_engine(self.connection(record))
+            return record
+
+    def regenerate_certs(self, name: str, client_certs: bool = False) -> MachineRecord:
+        from .provisioner import ServerCerts, install_certs
+
+        record = self.store.load(name)
+        self._require_provisionable(record)
+        with self.store.lock(name):
+            driver = self.driver_for(record)
+            self._require_running(record, driver)
+            if client_certs:
+                self.progress("Regenerating the client certificate")
+                self.ca.regenerate_client()
+            with self._session(record, driver) as session:
+                record, issued = self._issue_server_cert(record, driver)
+                install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                              self.progress)
+            self._install_client_certs(name)
+            record = record.evolve(url=driver.engine_url())
+            self.store.save(record)
+            self.wait_for_engine(self.connection(record))
+            self.write_context(record)
+            return record
+
+    def _require_provisionable(self, record: MachineRecord) -> None:
+        if not _registry().load(record.driver).capabilities.provisions_engine:
+            raise NotSupported(f'the {record.driver} driver does not provision its engine; '
+                               f'"{record.name}" cannot be re-provisioned or get new certificates here')
+
+    def _require_running(self, record: MachineRecord, driver: Driver) -> None:
+        state = driver.state()
+        if state != MachineState.RUNNING:
+            raise HostNotRunning(record.name)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _lifecycle(self, name: str, action: str) -> MachineRecord:
+        record = self.store.load(name)
+        driver_cls = _registry().load(record.driver)
+        if not getattr(driver_cls.capabilities, action):
+            raise NotSupported(f'the {record.driver} driver cannot {action} machine "{name}"')
+        with self.store.lock(name):
+            data = dict(record.driver_data)
+            holder = {"record": record}
+
+            def checkpoint() -> None:
+                holder["record"] = holder["record"].evolve(driver_data=dict(data))
+                self.store.save(holder["record"])
+
+            driver = self.driver_for(record, data=data, checkpoint=checkpoint)
+            self.progress(f"{action.capitalize()}ing {name}" if action != "stop" else f"Stopping {name}")
+            getattr(driver, action)()
+            checkpoint()
+            record = holder["record"]
+            if action in ("start", "restart") and driver.capabilities.provisions_engine:
+                record = self._after_boot(record, driver)
+            return record
+
+    def _after_boot(self, record: MachineRecord, driver: Driver) -> MachineRecord:
+        """Certificates follow an IP change: a cloud start can hand out a new public address."""
+        changed = driver.refresh()
+        record = record.evolve(driver_data=dict(driver.ctx.data), url=driver.engine_url())
+        self.store.save(record)
+        if changed:
+            from .provisioner import ServerCerts, install_certs
+
+            self.progress(f"The address of {record.name} changed; issuing a new server certificate")
+            with self._session(record, driver) as session:
+                record, issued = self._issue_server_cert(record, driver)
+                install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                              self.progress)
+            self.write_context(record)
+        self.wait_for_engine(self.connection(record))
+        return record
+
+    def start(self, name: str) -> MachineRecord:
+        return self._lifecycle(name, "start")
+
+    def stop(self, name: str) -> MachineRecord:
+        return self._lifecycle(name, "stop")
+
+    def restart(self, name: str) -> MachineRecord:
+        return self._lifecycle(name, "restart")
+
+    def kill(self, name: str) -> MachineRecord:
+        return self._lifecycle(name, "kill")
+
+    def remove(self, name: str, *, force: bool = False) -> None:
+        """Remove the machine's resources, its context and its record.
+
+        With ``force`` a broken record or a driver failure does not stop the local clean-up.
+        """
+        validate_machine_name(name)
+        try:
+            record: MachineRecord | None = self.store.load(name)
+        except StoreError:
+            if not force:
+                raise
+            record = None
+        if record is not None:
+            try:
+                with self.store.lock(name):
+                    self.progress(f"Removing {name}")
+                    self.driver_for(record).remove()
+            except ProvisionError:
+                if not force:
+                    raise
+            self.docker.remove_context(context_name(name), name)
+        self.store.delete(name)
+
+    # -- listing ---------------------------------------------------------------------------------
+    def active_name(self) -> str | None:
+        """The machine the shell or the docker CLI points at now."""
+        host = self.environ.get("DOCKER_HOST")
+        if host:
+            for entry in self.store.entries():
+                if isinstance(entry, MachineRecord) and entry.url == host:
+                    return entry.name
+            return None
+        context = self.environ.get("DOCKER_CONTEXT") or self.docker.current_context()
+        if not context:
+            return None
+        owner = self.docker.owner(context)
+        return owner if owner and self.store.exists(owner) else None
+
+    def list(self, timeout: float = 10.0, probe_engines: bool = True) -> list[Listing]:
+        entries = self.store.entries()
+        active = self.active_name()
+        results: dict[str, Listing] = {}
+        threads = []
+        for entry in entries:
+            if isinstance(entry, BrokenEntry):
+                results[entry.name] = Listing(entry.name, False, "", "Error", "", "Unknown", entry.error)
+                continue
+            thread = threading.Thread(target=self._probe_into, args=(entry, active == entry.name, timeout,
+                                                                      probe_engines, results), daemon=True)
+            thread.start()
+            threads.append((entry, thread))
+        deadline = time.monotonic() + timeout
+        for entry, thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if entry.name not in results:
+                results[entry.name] = Listing(entry.name, active == entry.name, entry.driver, "Timeout",
+                                              entry.url or "", "Unknown",
+                                              f"no answer within {timeout:g}s", entry.engine.labels)
+        return [results[e.name] for e in entries]
+
+    def _probe_into(self, record: MachineRecord, active: bool, timeout: float, probe_engines: bool,
+                    results: dict[str, Listing]) -> None:
+        results[record.name] = self.probe(record, active, timeout, probe_engines)
+
+    def probe(self, record: MachineRecord, active: bool, timeout: float, probe_engines: bool = True) -> Listing:
+        from . import probe
+
+        started = time.monotonic()
+        url, docker, error = record.url or "", "Unknown", record.error or ""
+        if record.lifecycle == Lifecycle.CREATING:
+            return Listing(record.name, active, record.driver, "Creating", url, docker, "", record.engine.labels)
+        try:
+            driver = self.driver_for(record)
+            state = driver.state()
+            if state == MachineState.RUNNING:
+                url = url or driver.engine_url()
+                if probe_engines:
+                    info = ConnectionInfo(record.name, url, "", self.store.machine_dir(record.name))
+                    try:
+                        docker = "v" + str(probe.version(url, info.tls, timeout).get("Version", "?"))
+                    except EngineError as exc:  # the machine runs; its engine does not answer
+                        error = exc.message
+            else:
+                url = ""
+        except ProvisionError as exc:
+            state, error = MachineState.ERROR, exc.message
+        except Exception as exc:  # a third-party driver's bug must not break `ls`
+            state, error = MachineState.ERROR, f"{type(exc).__name__}: {exc}"
+        elapsed = int((time.monotonic() - started) * 1000)
+        return Listing(record.name, active, record.driver, str(state), url, docker, error,
+                       record.engine.labels, elapsed)
+
+    def status(self, name: str | None) -> MachineState:
+        record = self.get(name)
+        return self.driver_for(record).state()
+
+    def inspect(self, name: str | None) -> dict[str, Any]:
+        record = self.get(name)
+        data = record.to_dict()
+        data["Name"] = record.name
+        data["DriverName"] = record.driver
+        directory = self.store.machine_dir(record.name)
+        data["paths"] = {"machine_dir": str(directory), "cert_path": str(directory),
+                         "ssh_key": str(directory / paths.SSH_KEY), "known_hosts": str(directory / paths.KNOWN_HOSTS),
+                         "context": context_name(record.name)}
+        try:
+            driver = self.driver_for(record)
+            data["Driver"] = {**record.driver_options, **record.driver_data, **driver.extra(),
+                              "IPAddress": self.connection(record).ip}
+            log = driver.boot_log()
+            if log is not None:
+                data["boot_log_tail"] = log.splitlines()[-20:]
+        except ProvisionError as exc:
+            data["Driver"] = {"error": exc.message}
+        server_pem = directory / paths.SERVER_CERT
+        if server_pem.exists():
+            from .tls import describe_certificate
+
+            data["server_certificate"] = describe_certificate(server_pem.read_bytes())
+        return data
+
+    def engine_version(self, name: str | None, timeout: float = 10.0) -> str:
+        from . import probe
+
+        info = self.connection(self.get(name))
+        return str(probe.version(info.url, info.tls, timeout).get("Version", "unknown"))
+
+    # -- docker contexts -------------------------------------------------------------------------
+    def context_tls(self, name: str) -> ContextTLS:
+        directory = self.store.machine_dir(name)
+        return ContextTLS((directory / paths.CA_CERT).read_bytes(), (directory / paths.CLIENT_CERT).read_bytes(),
+                          (directory / paths.CLIENT_KEY).read_bytes())
+
+    def write_context(self, record: MachineRecord) -> str:
+        info = self.connection(record)
+        name = context_name(record.name)
+        self.docker.write_context(name, record.name, info.url, self.context_tls(record.name),
+                                  f"provision machine {record.name} ({record.driver})")
+        return name
+
+    def use(self, name: str) -> tuple[str, list[str]]:
+        """Make the machine the docker CLI's current context. Returns the context and warnings."""
+        record = self.store.load(validate_machine_name(name))
+        if record.lifecycle != Lifecycle.READY:
+            raise ProvisionError(f'machine "{name}" is not ready ({record.lifecycle}); see `provision ls`')
+        context = context_name(name)
+        if self.docker.owner(context) != name:
+            self.write_context(record)
+        self.docker.set_current_context(context)
+        return context, self._override_warnings(context)
+
+    def use_unset(self) -> list[str]:
+        self.docker.set_current_context(None)
+        return self._override_warnings("default")
+
+    def _override_warnings(self, context: str) -> list[str]:
+        warnings = []
+        for var in ("DOCKER_HOST", "DOCKER_CONTEXT"):
+            if self.environ.get(var):
+                warnings.append(f"{var} is set in this shell and overrides the current context "
+                                f"({context}); run `provision env --unset` or `unset {var}`")
+        return warnings
+
+    # -- ssh -------------------------------------------------------------------------------------
+    def ssh_target(self, name: str | None) -> tuple[SSHEndpoint, Path]:
+        record = self.get(name)
+        driver = self.driver_for(record)
+        if not driver.capabilities.ssh:
+            raise NotSupported(f'the {record.driver} driver offers no SSH access to "{record.name}"')
+        if not record.host_key:
+            raise ProvisionError(f'machine "{record.name}" has no pinned host key yet; run `provision provision '
+                                 f'{record.name}` to contact it first')
+        if driver.state() != MachineState.RUNNING:
+            raise HostNotRunning(record.name)
+        return driver.ssh_endpoint(), self.store.machine_dir(record.name) / paths.KNOWN_HOSTS
+
+    @contextmanager
+    def remote(self, name: str) -> Iterator[RemoteSession]:
+        record = self.store.load(name)
+        driver = self.driver_for(record)
+        with self._session(record, driver) as session:
+            yield session
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    # importlib.metadata costs ~40 ms: only commands that need a driver pay for it.
+    from drivers import registry
+
+    return registry
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, ProvisionError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _facts_dict(facts: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(facts)
+
+
+def _with_storage_driver(engine: EngineSettings, used: str | None) -> EngineSettings:
+    """Persist the storage driver actually in use, so a re-provision never switches it."""
+    if used and not engine.storage_driver:
+        from dataclasses import replace
+
+        return replace(engine, storage_driver=used)
+    return engine
+
+
+__all__ = ["ConnectionInfo", "CreateRequest", "Listing", "Machines", "MachineNotFound"]

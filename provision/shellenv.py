@@ -1,0 +1,123 @@
+"""``provision env`` output for every common shell, byte-compatible with Docker Machine's."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+POSIX_SHELLS = frozenset({"bash", "zsh", "sh", "ksh", "dash", "ash", "mksh", "yash"})
+SHELLS = ("bash", "zsh", "sh", "fish", "powershell", "pwsh", "cmd", "tcsh", "csh", "emacs")
+
+
+@dataclass(frozen=True)
+class _Syntax:
+    prefix: str
+    delimiter: str
+    suffix: str
+    unset_prefix: str
+    unset_suffix: str
+
+
+_SYNTAX = {
+    "posix": _Syntax("export ", '="', '"\n', "unset ", "\n"),
+    "fish": _Syntax("set -gx ", ' "', '";\n', "set -e ", ";\n"),
+    "powershell": _Syntax("$Env:", ' = "', '"\n', "Remove-Item Env:\\\\", "\n"),
+    "cmd": _Syntax("SET ", "=", "\n", "SET ", "=\n"),
+    "tcsh": _Syntax("setenv ", ' "', '";\n', "unsetenv ", ";\n"),
+    "emacs": _Syntax('(setenv "', '" "', '")\n', '(setenv "', '" nil)\n'),
+}
+
+
+def canonical_shell(name: str) -> str:
+    base = os.path.basename(name).lower()
+    if base.endswith(".exe"):
+        base = base[:-4]
+    if base in POSIX_SHELLS:
+        return "posix"
+    if base in ("powershell", "pwsh"):
+        return "powershell"
+    if base in ("tcsh", "csh"):
+        return "tcsh"
+    if base in _SYNTAX:
+        return base
+    raise UsageError(f'Unknown shell "{name}"; use --shell with one of: {", ".join(SHELLS)}')
+
+
+def detect_shell(explicit: str | None, environ: dict[str, str] | os._Environ[str]) -> str:
+    if explicit:
+        return canonical_shell(explicit)
+    shell = environ.get("SHELL", "")
+    return canonical_shell(shell) if shell else "posix"
+
+
+def usage_hint(shell: str, command_line: str) -> str:
+    comment = "#"
+    if shell == "fish":
+        cmd = f"eval ({command_line})"
+    elif shell == "powershell":
+        cmd = f"& {command_line} | Invoke-Expression"
+    elif shell == "cmd":
+        cmd = f"\t@FOR /f \"tokens=*\" %i IN ('{command_line}') DO @%i"
+        comment = "REM"
+    elif shell == "emacs":
+        cmd = f'(with-temp-buffer (shell-command "{command_line}" (current-buffer)) (eval-buffer))'
+        comment = ";;"
+    else:
+        cmd = f"eval $({command_line})"
+    return f"{comment} Run this command to configure your shell: \n{comment} {cmd}\n"
+
+
+def no_proxy_pair(ip: str, environ: dict[str, str] | os._Environ[str]) -> tuple[str, str]:
+    """The proxy-exclusion variable to set and its new value, as Docker Machine chose them."""
+    var, value = "NO_PROXY", environ.get("NO_PROXY", "")
+    if not value:
+        var, value = "no_proxy", environ.get("no_proxy", "")
+    if not value:
+        value = ip
+    elif ip not in value:
+        value = f"{value},{ip}"
+    return var, value
+
+
+def render_set(shell: str, variables: list[tuple[str, str]], command_line: str) -> str:
+    syntax = _SYNTAX[shell]
+    body = "".join(f"{syntax.prefix}{k}{syntax.delimiter}{v}{syntax.suffix}" for k, v in variables)
+    return body + usage_hint(shell, command_line)
+
+
+def render_unset(shell: str, names: list[str], command_line: str) -> str:
+    syntax = _SYNTAX[shell]
+    body = "".join(f"{syntax.unset_prefix}{k}{syntax.unset_suffix}" for k in names)
+    return body + usage_hint(shell, command_line)
+
+
+ENV_NAMES = ("DOCKER_TLS_VERIFY", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_MACHINE_NAME")
+
+
+def machine_variables(name: str, url: str, ip: str, cert_path: str, no_proxy: bool,
+                      environ: dict[str, str] | os._Environ[str]) -> list[tuple[str, str]]:
+    variables = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_HOST", url), ("DOCKER_CERT_PATH", cert_path),
+                 ("DOCKER_MACHINE_NAME", name)]
+    if no_proxy:
+        variables.append(no_proxy_pair(ip, environ))
+    return variables
+
+
+def unset_names(no_proxy: bool, environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    names = list(ENV_NAMES)
+    if no_proxy:
+        names.append(no_proxy_pair("", environ)[0])
+    return names
+
+
+def env_script(*, shell: str | None, unset: bool, no_proxy: bool, command_line: str,
+               environ: dict[str, str] | os._Environ[str], connection: tuple[str, str, str, str] | None) -> str:
+    """The whole ``env`` output. ``connection`` is (name, url, ip, cert_path); unused with ``unset``."""
+    syntax = detect_shell(shell, environ)
+    if unset:
+        return render_unset(syntax, unset_names(no_proxy, environ), command_line)
+    assert connection is not None
+    name, url, ip, cert_path = connection
+    return render_set(syntax, machine_variables(name, url, ip, cert_path, no_proxy, environ), command_line)

@@ -1,0 +1,147 @@
+"""The machine store on disk (DESIGN §3): one directory per machine, records written atomically
+under a per-machine lock.
+
+A record that cannot be read comes back as a ``BrokenEntry`` from ``entries()``, so listing and every
+command on the other machines keep working; nothing here ever overwrites a record it could not read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .errors import BrokenRecord, MachineExists, MachineNotFound, StoreError
+from .fsutil import atomic_write, ensure_dir
+from .names import validate_machine_name
+from .record import MachineRecord
+
+LOCK_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class BrokenEntry:
+    name: str
+    error: str
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().absolute()
+
+    # -- layout ----------------------------------------------------------------------------------
+    @property
+    def machines_dir(self) -> Path:
+        return self.root / paths.MACHINES_DIR
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.root / paths.CERTS_DIR
+
+    @property
+    def cache_dir(self) -> Path:
+        override = os.environ.get(paths.CACHE_ENV)
+        return Path(override).expanduser() if override else self.root / paths.CACHE_DIR
+
+    def machine_dir(self, name: str) -> Path:
+        return self.machines_dir / name
+
+    def record_path(self, name: str) -> Path:
+        return self.machine_dir(name) / paths.RECORD
+
+    # -- locking ---------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        import filelock
+
+        lock_path = self.machine_dir(name) / paths.LOCK
+        if not lock_path.parent.is_dir():
+            raise MachineNotFound(name)
+        try:
+            with filelock.FileLock(str(lock_path), timeout=timeout):
+                yield
+        except filelock.Timeout as exc:
+            raise StoreError(f'machine "{name}" is locked by another provision command (waited {timeout:.0f}s)',
+                             machine=name) from exc
+
+    # -- reading ---------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        try:
+            return sorted(p.name for p in self.machines_dir.iterdir()
+                          if p.is_dir() and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def exists(self, name: str) -> bool:
+        return self.machine_dir(name).is_dir()
+
+    def load(self, name: str) -> MachineRecord:
+        validate_machine_name(name)
+        path = self.record_path(name)
+        if not self.machine_dir(name).is_dir():
+            raise MachineNotFound(name)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise BrokenRecord(f'machine "{name}": its record {path} is missing', machine=name) from exc
+        except OSError as exc:
+            raise BrokenRecord(f'machine "{name}": cannot read {path}: {exc.strerror}', machine=name) from exc
+        try:
+            record = MachineRecord.from_dict(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            raise BrokenRecord(f'machine "{name}": {path} is not valid JSON ({exc.msg} at line {exc.lineno})',
+                               machine=name) from exc
+        except BrokenRecord as exc:
+            raise BrokenRecord(f'machine "{name}": {exc.message}', machine=name) from exc
+        if record.name != name:
+            raise BrokenRecord(f'machine "{name}": its record names "{record.name}"', machine=name)
+        return record
+
+    def entries(self) -> list[MachineRecord | BrokenEntry]:
+        result: list[MachineRecord | BrokenEntry] = []
+        for name in self.names():
+            try:
+                result.append(self.load(name))
+            except StoreError as exc:
+                result.append(BrokenEntry(name, exc.message))
+            except MachineNotFound:  # removed while we listed
+                continue
+            except Exception as exc:  # an invalid directory name left in the store
+                result.append(BrokenEntry(name, str(exc)))
+        return result
+
+    # -- writing ---------------------------------------------------------------------------------
+    def claim(self, record: MachineRecord) -> None:
+        """Create a new machine's directory and first record; refuse a name already taken."""
+        validate_machine_name(record.name)
+        ensure_dir(self.machines_dir)
+        try:
+            self.machine_dir(record.name).mkdir(mode=0o700)
+        except FileExistsError as exc:
+            raise MachineExists(record.name) from exc
+        self.save(record)
+
+    def save(self, record: MachineRecord) -> None:
+        directory = self.machine_dir(record.name)
+        if not directory.is_dir():
+            raise MachineNotFound(record.name)
+        atomic_write(directory / paths.RECORD, json.dumps(record.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    def write_file(self, name: str, filename: str, data: bytes | str, mode: int = 0o600) -> Path:
+        path = self.machine_dir(name) / filename
+        atomic_write(path, data, mode)
+        return path
+
+    def delete(self, name: str) -> None:
+        directory = self.machine_dir(name)
+        if not directory.is_dir():
+            raise MachineNotFound(name)
+        # Rename first so a half-deleted directory never looks like a machine.
+        graveyard = self.machines_dir / f".removing-{name}-{os.getpid()}"
+        os.replace(directory, graveyard)
+        shutil.rmtree(graveyard, ignore_errors=True)

@@ -1,0 +1,25 @@
+"""Run the installed ``provision`` command as a user would: a subprocess with the test's environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def provision_bin() -> str:
+    beside = Path(sys.executable).parent / "provision"
+    found = str(beside) if beside.exists() else shutil.which("provision")
+    assert found, "the provision console script is not installed (pip install -e .)"
+    return found
+
+
+def run(*args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120,
+        check: bool = False) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([provision_bin(), *args], capture_output=True, text=True, input=input,
+                            env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"provision {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return result
