@@ -1,0 +1,238 @@
+"""The engine provisioner: OS detection, dockerd's command line, and the host scripts.
+
+Parts that would reconfigure a host (systemd, dockerd) run only against the QEMU VMs in
+``test_provisioner_vm.py``-style tests below (marker ``qemu``); against this machine's own sshd we run
+the read-only probe and the hostname logic on a scratch tree (``root=`` prefixes every path it writes),
+never this machine's /etc.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from fixtures_sshd import SSHLogin
+from provision.errors import ProvisioningError, UsageError
+from provision.provisioner import engine
+from provision.provisioner import _probe  # noqa: PLC2701 - exercised directly with an injected root
+from provision.provisioner.osinfo import detect, parse_os_release
+from provision.provisioner.scripts import parse_output, render_script, run_script
+from provision.ssh import RemoteSession
+
+DEBIAN_12 = '''PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+HOME_URL="https://www.debian.org/"
+'''
+UBUNTU_2204 = '''PRETTY_NAME="Ubuntu 22.04.4 LTS"
+NAME="Ubuntu"
+VERSION_ID="22.04"
+ID=ubuntu
+ID_LIKE=debian
+'''
+FEDORA_40 = 'NAME="Fedora Linux"\nVERSION_ID=40\nID=fedora\nPRETTY_NAME="Fedora Linux 40 (Cloud Edition)"\n'
+AMAZON_2023 = 'NAME="Amazon Linux"\nVERSION_ID="2023"\nID="amzn"\nID_LIKE="fedora"\nPRETTY_NAME="Amazon Linux 2023"\n'
+ROCKY_9 = 'NAME="Rocky Linux"\nVERSION_ID="9.3"\nID="rocky"\nID_LIKE="rhel centos fedora"\nPRETTY_NAME="Rocky Linux 9.3"\n'
+ALPINE = 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME="Alpine Linux v3.19"\n'
+
+
+@pytest.mark.parametrize(("text", "family", "os_id", "version", "package"), [
+    (DEBIAN_12, "debian", "debian", "12", "docker.io"),
+    (UBUNTU_2204, "debian", "ubuntu", "22.04", "docker.io"),
+    (FEDORA_40, "fedora", "fedora", "40", "moby-engine"),
+    (AMAZON_2023, "amazon", "amzn", "2023", "docker"),
+    (ROCKY_9, "rhel", "rocky", "9.3", "docker-ce"),
+])
+def test_supported_systems_are_classified(text: str, family: str, os_id: str, version: str, package: str) -> None:
+    info = detect(text)
+    assert (info.family, info.id, info.version, info.distro_package) == (family, os_id, version, package)
+
+
+def test_os_release_quoting() -> None:
+    fields = parse_os_release("# comment\nA='single quoted'\nB=\"with \\\"escape\\\"\"\nC=plain\n\nbroken line\n")
+    assert fields == {"A": "single quoted", "B": 'with "escape"', "C": "plain"}
+
+
+def test_unsupported_system_is_a_clear_error() -> None:
+    with pytest.raises(ProvisioningError, match="unsupported operating system 'Alpine Linux v3.19'") as info:
+        detect(ALPINE, machine="m")
+    assert "--engine-install-url" in (info.value.hint or "")
+    with pytest.raises(ProvisioningError, match="no ID"):
+        detect("NAME=Nothing\n")
+
+
+def test_engine_opts_follow_docker_machine() -> None:
+    assert engine.opt_to_args("dns=8.8.8.8") == ("dns", ("--dns=8.8.8.8",))
+    assert engine.opt_to_args("--debug") == ("debug", ("--debug",))
+    with pytest.raises(UsageError):
+        engine.opt_to_args("  ")
+
+
+def _flags(**overrides: object) -> list[engine.Flag]:
+    values: dict = dict(driver_name="generic", bind_port=2376, labels=[], storage_driver=None, registry_mirrors=[],
+                        insecure_registries=[], opts=[], live_restore=True)
+    values.update(overrides)
+    return engine.dockerd_flags(**values)
+
+
+def test_dropin_golden() -> None:
+    flags = _flags(labels=["env=prod", "team=a b"], storage_driver="overlay2",
+                   registry_mirrors=["https://mirror.example:5000"], insecure_registries=["10.0.0.2:5000"],
+                   opts=["log-level=debug", "default-ulimit=nofile=1024:2048"], bind_port=3376)
+    text = engine.render_dropin(machine="web-1", dockerd="/usr/sbin/dockerd", flags=flags,
+                                env=["HTTP_PROXY=http://proxy:3128", "PCT=100%", "GREETING=hello world"])
+    assert text == '''# Written by provision for machine "web-1". `provision provision web-1` rewrites this file;
+# local edits are lost then. The empty ExecStart= clears the packaged command line.
+[Service]
+ExecStart=
+ExecStart=/usr/sbin/dockerd \\
+    -H unix:///var/run/docker.sock \\
+    -H tcp://0.0.0.0:3376 \\
+    --tlsverify \\
+    --tlscacert /etc/docker/ca.pem \\
+    --tlscert /etc/docker/server.pem \\
+    --tlskey /etc/docker/server-key.pem \\
+    --label provider=generic \\
+    --label env=prod \\
+    --label "team=a b" \\
+    --storage-driver overlay2 \\
+    --registry-mirror https://mirror.example:5000 \\
+    --insecure-registry 10.0.0.2:5000 \\
+    --log-level=debug \\
+    --default-ulimit=nofile=1024:2048 \\
+    --live-restore
+Environment=HTTP_PROXY=http://proxy:3128
+Environment=PCT=100%%
+Environment="GREETING=hello world"
+'''
+
+
+def test_systemd_quoting_of_specials() -> None:
+    assert engine.systemd_quote("a$b") == '"a$$b"'
+    assert engine.systemd_quote('say "hi"\\') == '"say \\"hi\\"\\\\"'
+    with pytest.raises(UsageError):
+        engine.systemd_quote("two\nlines")
+    with pytest.raises(UsageError):
+        engine.environment_line("NOEQUALS")
+
+
+def test_user_can_turn_live_restore_off() -> None:
+    args = [a for f in _flags(opts=["live-restore=false"]) for a in f.args]
+    assert "--live-restore=false" in args and "--live-restore" not in args
+
+
+def test_daemon_json_reconciliation() -> None:
+    flags = _flags(labels=["x=1"])
+    assert engine.reconcile_with_daemon_json(flags, "\n") == flags
+    # The host owner's own live-restore and labels win over our defaults...
+    kept = engine.reconcile_with_daemon_json(_flags(), json.dumps({"live-restore": False, "labels": ["a=b"]}))
+    args = [a for f in kept for a in f.args]
+    assert "--live-restore" not in args and "provider=generic" not in args and "--tlsverify" in args
+    # ...but a setting the user asked for on our side, or one we must own, is a clear error.
+    with pytest.raises(ProvisioningError, match='already sets "labels"'):
+        engine.reconcile_with_daemon_json(flags, json.dumps({"labels": ["a=b"]}))
+    with pytest.raises(ProvisioningError, match="sets hosts"):
+        engine.reconcile_with_daemon_json(_flags(), json.dumps({"hosts": ["fd://"]}))
+    with pytest.raises(ProvisioningError, match="not valid JSON"):
+        engine.reconcile_with_daemon_json(_flags(), "{oops")
+
+
+def test_script_output_protocol() -> None:
+    out = parse_output("noise\n@@fact a=1\n@@fact b=x=y\n@@begin blk\nl1\n@@fact inside=no\n@@end blk\n@@fact c=\n")
+    assert out.facts == {"a": "1", "b": "x=y", "c": ""}
+    assert out.blocks == {"blk": "l1\n@@fact inside=no"}
+
+
+def test_every_install_recipe_renders_valid_shell(tmp_path: Path) -> None:
+    import subprocess
+
+    recipes = [dict(method="apt", package="docker.io"), dict(method="dnf", package="moby-engine"),
+               dict(method="docker-ce-repo", repo_url="https://download.docker.com/linux/centos/docker-ce.repo"),
+               dict(method="script", url="https://get.docker.com")]
+    for recipe in recipes:
+        text = render_script("engine/install.sh.j2", lock_timeout=300,
+                             **{"package": "", "url": "", "repo_url": "", **recipe})
+        path = tmp_path / f"{recipe['method']}.sh"
+        path.write_text(text)
+        subprocess.run(["sh", "-n", str(path)], check=True)  # syntax check only: nothing is executed
+    for family in ("debian", "fedora"):
+        for method in ("packages", "script"):
+            text = render_script("engine/upgrade.sh.j2", method=method, url="https://get.docker.com", family=family,
+                                 packages=["docker.io"], lock_timeout=1, ready_polls=1)
+            path = tmp_path / f"upgrade-{family}-{method}.sh"
+            path.write_text(text)
+            subprocess.run(["sh", "-n", str(path)], check=True)
+
+
+@pytest.mark.sshd
+def test_probe_reads_the_real_host_over_ssh(sshd_root: SSHLogin) -> None:
+    """The read-only probe against this machine (Debian 12 with Docker): OS, dockerd and systemd facts."""
+    messages: list[str] = []
+    with RemoteSession.connect(sshd_root.endpoint(), known_host_key=None, machine="m", timeout=10) as s:
+        probe = _probe(s, messages.append)
+        assert s.commands_run == 1, "the probe is one round trip"
+    local = detect(Path("/etc/os-release").read_text())
+    assert probe.os == local
+    assert probe.dockerd == (shutil.which("dockerd") or "")
+
+
+@pytest.mark.sshd
+def test_unsupported_os_fails_cleanly_end_to_end(sshd_root: SSHLogin) -> None:
+    """The same probe, over real SSH, on a scratch root holding an Alpine os-release."""
+    root = Path(tempfile.mkdtemp(prefix="provision-root-"))
+    try:
+        (root / "etc").mkdir()
+        (root / "etc" / "os-release").write_text(ALPINE)
+        with RemoteSession.connect(sshd_root.endpoint(), known_host_key=None, machine="alp", timeout=10) as s:
+            with pytest.raises(ProvisioningError, match="unsupported operating system 'Alpine Linux v3.19'"):
+                _probe(s, lambda m: None, root=str(root))
+    finally:
+        shutil.rmtree(root)
+
+
+@pytest.mark.sshd
+def test_hostname_logic_on_a_scratch_tree(sshd_root: SSHLogin) -> None:
+    root = Path(tempfile.mkdtemp(prefix="provision-root-"))
+    try:
+        etc = root / "etc"
+        (etc / "cloud" / "cloud.cfg.d").mkdir(parents=True)
+        (etc / "hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tdebian.example debian\n::1 localhost\n")
+        messages: list[str] = []
+
+        def run(name: str) -> None:
+            script = render_script("engine/common.sh.j2") + render_script(
+                "engine/hostname.sh.j2", hostname=name, set_runtime=False, root=str(root))
+            run_script(s, script, what="hostname", progress=messages.append, timeout=30)
+
+        with RemoteSession.connect(sshd_root.endpoint(), known_host_key=None, machine="m", timeout=10) as s:
+            run("web-1")
+            assert (etc / "hostname").read_text() == "web-1\n"
+            assert (etc / "hosts").read_text() == "127.0.0.1\tlocalhost\n127.0.1.1 web-1\n::1 localhost\n"
+            assert (etc / "cloud" / "cloud.cfg.d" / "99-provision-hostname.cfg").read_text() == \
+                "preserve_hostname: true\n"
+            (etc / "hosts").write_text("127.0.0.1 localhost\n")
+            run("web-2")
+            run("web-2")  # idempotent: one line, not two
+            assert (etc / "hosts").read_text() == "127.0.0.1 localhost\n127.0.1.1 web-2\n"
+        assert messages == ["Setting the hostname to web-1"] + ["Setting the hostname to web-2"] * 2
+    finally:
+        shutil.rmtree(root)
+
+
+def test_bad_hostname_and_install_url_are_usage_errors() -> None:
+    from provision.provisioner import EngineConfig, _check_hostname, _install_plan
+
+    with pytest.raises(UsageError):
+        _check_hostname("bad_name")
+    with pytest.raises(UsageError):
+        _install_plan(EngineConfig("generic", "h", install_url="ftp://x"), detect(DEBIAN_12))
+    assert _install_plan(EngineConfig("generic", "h"), detect(DEBIAN_12)) == {"method": "apt", "package": "docker.io"}
+    assert _install_plan(EngineConfig("generic", "h", install_url="https://get.docker.com"),
+                         detect(FEDORA_40)) == {"method": "script", "url": "https://get.docker.com"}
