@@ -1,0 +1,447 @@
+"""Base images for the local driver: built from the Debian archive, or an official cloud image by URL.
+
+Every base image lives in the shared cache (``ctx.cache_dir/local/<key>/``) and is read-only once its
+``manifest.json`` exists: a machine is a qcow2 overlay on it. A file lock per image makes concurrent
+creates build or download once; the others wait and reuse the result.
+
+The Debian build needs no loop device and no bootloader: ``mmdebstrap`` makes a root directory,
+``mkfs.ext4 -d`` turns it into a filesystem image inside a plain file, ``qemu-img`` compresses it, and
+QEMU boots the kernel and initrd copied out of the root's ``/boot`` (direct kernel boot).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from provision.errors import CommandError, DriverError, TimeoutExpired
+from provision.templating import render
+
+Progress = Callable[[str], None]
+
+SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# What a machine needs to boot, take a key from the seed and be provisioned over SSH.
+BASE_PACKAGES = (
+    "systemd-sysv", "systemd-resolved", "openssh-server", "linux-image-amd64", "apparmor", "cloud-init",
+    "sudo", "ca-certificates", "e2fsprogs", "iproute2", "netbase", "curl", "gnupg",
+)
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "debian": BASE_PACKAGES,
+    "debian-docker": BASE_PACKAGES + ("docker.io",),
+}
+# Units that only cost boot time on a short-lived development VM under emulation.
+MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer",
+                "e2scrub_reap.service", "dpkg-db-backup.timer")
+KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200n8 earlyprintk=ttyS0,115200 panic=-1"
+MANIFEST = "manifest.json"
+BUILD_LOCK_TIMEOUT = 45 * 60  # a build under a slow mirror takes minutes; waiting longer means it is stuck
+BUILD_TIMEOUT = 40 * 60
+CHECKSUM_FILES = ("SHA512SUMS", "SHA256SUMS")
+DEBIAN_CODENAMES = ("buster", "bullseye", "bookworm", "trixie", "forky", "sid", "stable", "testing",
+                    "unstable", "oldstable")
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A cached, read-only base disk, plus the kernel to boot it with when it has no bootloader."""
+
+    kind: str
+    disk: Path
+    disk_format: str
+    kernel: Path | None = None
+    initrd: Path | None = None
+    cmdline: str | None = None
+
+    def to_data(self) -> dict[str, str | None]:
+        return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_data(cls, data: dict[str, str | None]) -> BaseImage:
+        def path(key: str) -> Path | None:
+            value = data.get(key)
+            return Path(value) if value else None
+
+        disk = path("disk")
+        if disk is None:
+            raise DriverError("the machine record names no base image")
+        return cls(kind=str(data["kind"]), disk=disk, disk_format=str(data["disk_format"]),
+                   kernel=path("kernel"), initrd=path("initrd"), cmdline=data.get("cmdline"))
+
+    def missing(self) -> list[Path]:
+        return [p for p in (self.disk, self.kernel, self.initrd) if p is not None and not p.exists()]
+
+
+def ensure_image(spec: str, *, cache_dir: Path, mirror: str, progress: Progress) -> BaseImage:
+    """The base image named by ``--local-image``: a Debian variant name or a cloud image URL."""
+    if spec in VARIANTS:
+        return ensure_debian_image(spec, cache_dir=cache_dir, mirror=mirror, progress=progress)
+    scheme = urllib.parse.urlsplit(spec).scheme
+    if scheme in ("http", "https", "file"):
+        return ensure_cloud_image(spec, cache_dir=cache_dir, progress=progress)
+    names = ", ".join(VARIANTS)
+    raise DriverError(f'unknown local image "{spec}": give {names}, or the http(s) URL of a cloud image',
+                      driver="local")
+
+
+# -- the Debian mirror ---------------------------------------------------------------------------------
+
+def host_debian_mirror(root: Path = Path("/")) -> str:
+    """The host's own Debian mirror from its apt sources (one-line or deb822), else deb.debian.org.
+
+    Only an entry for a Debian suite counts: an Ubuntu or third-party repository cannot serve bookworm.
+    """
+    apt = root / "etc" / "apt"
+    sources: list[Path] = []
+    if (apt / "sources.list").is_file():
+        sources.append(apt / "sources.list")
+    if (apt / "sources.list.d").is_dir():
+        sources.extend(sorted(p for p in (apt / "sources.list.d").iterdir() if p.suffix in (".list", ".sources")))
+    for source in sources:
+        try:
+            text = source.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        entries = _deb822_entries(text) if source.suffix == ".sources" else _one_line_entries(text)
+        for uri, suites in entries:
+            if _is_debian_main_suite(suites) and urllib.parse.urlsplit(uri).scheme in ("http", "https"):
+                return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def _is_debian_main_suite(suites: list[str]) -> bool:
+    return any(s in DEBIAN_CODENAMES for s in suites)
+
+
+def _one_line_entries(text: str) -> Iterator[tuple[str, list[str]]]:
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words or words[0] != "deb":
+            continue
+        words = words[1:]
+        if words and words[0].startswith("["):  # options such as [signed-by=...]
+            while words and not words[0].endswith("]"):
+                words = words[1:]
+            words = words[1:]
+        if len(words) >= 2:
+            yield words[0], [words[1]]
+
+
+def _deb822_entries(text: str) -> Iterator[tuple[str, list[str]]]:
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            key, value = line.split(":", 1)
+            fields[key.strip().lower()] = value.strip()
+        if fields.get("enabled", "yes").lower() == "no" or "deb" not in fields.get("types", "").split():
+            continue
+        for uri in fields.get("uris", "").split():
+            yield uri, fields.get("suites", "").split()
+
+
+# -- building from the Debian archive ------------------------------------------------------------------
+
+def ensure_debian_image(variant: str, *, cache_dir: Path, mirror: str, progress: Progress) -> BaseImage:
+    from filelock import FileLock, Timeout
+
+    image_dir = cache_dir / "local" / f"{variant}-{SUITE}"
+    image_dir.parent.mkdir(parents=True, exist_ok=True)
+    cached = _read_manifest(image_dir)
+    if cached is not None:
+        return cached
+    lock = FileLock(str(image_dir) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        progress(f"waiting for another process to finish building the {variant} base image")
+        try:
+            lock.acquire(timeout=BUILD_LOCK_TIMEOUT)
+        except Timeout as exc:
+            raise TimeoutExpired(f"the {variant} base image build held by another process did not finish "
+                                 f"within {BUILD_LOCK_TIMEOUT // 60} minutes (lock {lock.lock_file})") from exc
+    try:
+        cached = _read_manifest(image_dir)
+        if cached is not None:
+            return cached
+        return _build_debian_image(variant, image_dir, mirror=mirror, progress=progress)
+    finally:
+        lock.release()
+
+
+def _build_debian_image(variant: str, image_dir: Path, *, mirror: str, progress: Progress) -> BaseImage:
+    if os.geteuid() != 0:
+        raise DriverError(
+            f"building the {variant} base image needs root: mmdebstrap must create files owned by every "
+            "system user, and mkfs.ext4 -d copies that ownership into the disk image",
+            driver="local",
+            hint="run the first `provision create -d local` with sudo to fill the image cache, "
+                 "or use --local-image with the URL of a cloud image",
+        )
+    for tool, package in (("mmdebstrap", "mmdebstrap"), ("mkfs.ext4", "e2fsprogs"), ("qemu-img", "qemu-utils")):
+        if shutil.which(tool) is None:
+            raise CommandError(f"{tool} is not installed; it is needed to build the {variant} base image",
+                               hint=f"apt-get install {package}")
+    started = time.monotonic()
+    work = image_dir.parent / f".build-{image_dir.name}-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        root = work / "root"
+        progress(f"building the {variant} base image from {mirror} (mmdebstrap, a few minutes, once)")
+        _run([
+            "mmdebstrap", "--variant=apt", "--mode=root", "--format=directory", "--components=main",
+            f"--include={','.join(VARIANTS[variant])}",
+            SUITE, str(root), f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main",
+        ], what="mmdebstrap", progress=progress, timeout=BUILD_TIMEOUT)
+        _customize_root(root)
+        kernel, initrd = _boot_files(root)
+        shutil.copy2(kernel, work / "vmlinuz")
+        shutil.copy2(initrd, work / "initrd.img")
+        progress(f"{variant} base image: writing the ext4 filesystem")
+        raw = work / "disk.raw"
+        size_mib = _filesystem_size_mib(root)
+        _run(["mkfs.ext4", "-q", "-F", "-L", "provision-root", "-i", "8192", "-d", str(root), str(raw),
+              f"{size_mib}M"], what="mkfs.ext4", progress=progress)
+        shutil.rmtree(root)
+        progress(f"{variant} base image: compressing to qcow2")
+        _run(["qemu-img", "convert", "-c", "-m", "4", "-W", "-f", "raw", "-O", "qcow2", str(raw),
+              str(work / "disk.qcow2")], what="qemu-img convert", progress=progress)
+        raw.unlink()
+        image_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("disk.qcow2", "vmlinuz", "initrd.img"):
+            os.replace(work / name, image_dir / name)
+        image = BaseImage(kind=variant, disk=image_dir / "disk.qcow2", disk_format="qcow2",
+                          kernel=image_dir / "vmlinuz", initrd=image_dir / "initrd.img", cmdline=KERNEL_CMDLINE)
+        _write_manifest(image_dir, image, {
+            "suite": SUITE, "mirror": mirror, "packages": list(VARIANTS[variant]),
+            "build_seconds": round(time.monotonic() - started, 1),
+            "disk_bytes": (image_dir / "disk.qcow2").stat().st_size, "filesystem_mib": size_mib,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+        progress(f"{variant} base image ready ({(image_dir / 'disk.qcow2').stat().st_size // 2**20} MiB)")
+        return image
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _customize_root(root: Path) -> None:
+    """Make the bare root bootable without a bootloader and neutral for every machine cloned from it."""
+    (root / "etc" / "fstab").write_text(render("cloud-init/base-image/fstab"))
+    network = root / "etc" / "systemd" / "network"
+    network.mkdir(parents=True, exist_ok=True)
+    (network / "90-provision-dhcp.network").write_text(render("cloud-init/base-image/90-provision-dhcp.network"))
+    cloud_cfg = root / "etc" / "cloud" / "cloud.cfg.d"
+    cloud_cfg.mkdir(parents=True, exist_ok=True)
+    (cloud_cfg / "90-provision.cfg").write_text(render("cloud-init/base-image/90-provision.cfg"))
+    dropin = root / "etc" / "systemd" / "system" / "ssh.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "10-provision.conf").write_text(render("cloud-init/base-image/ssh-provision.conf"))
+    # Every machine gets its own identity at first boot: host keys from cloud-init, machine-id from systemd.
+    for key in (root / "etc" / "ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc" / "machine-id").write_text("")
+    (root / "var" / "lib" / "dbus" / "machine-id").unlink(missing_ok=True)
+    _systemctl(root, "enable", "systemd-networkd.service", "systemd-resolved.service")
+    _systemctl(root, "mask", *MASKED_UNITS)
+    for cache in (root / "var" / "cache" / "apt").glob("*.bin"):
+        cache.unlink()
+
+
+def _systemctl(root: Path, verb: str, *units: str) -> None:
+    # systemctl --root edits the unit symlinks offline; it is the supported way to do it in an image.
+    _run(["systemctl", f"--root={root}", "--quiet", verb, *units], what=f"systemctl {verb}", progress=None)
+
+
+def _boot_files(root: Path) -> tuple[Path, Path]:
+    kernels = sorted((root / "boot").glob("vmlinuz-*"))
+    initrds = sorted((root / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise DriverError("the built root has no kernel or initrd in /boot (is linux-image-amd64 installed?)",
+                          driver="local")
+    return kernels[-1], initrds[-1]
+
+
+def _filesystem_size_mib(root: Path) -> int:
+    used = 0
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                used += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    # ext4 metadata, journal and block rounding need room; the machine's disk grows at first boot anyway.
+    return int(used * 1.3 / 2**20) + 512
+
+
+def _run(argv: list[str], *, what: str, progress: Progress | None, timeout: float = 20 * 60) -> None:
+    """Run a build step; mmdebstrap's ``I:`` lines go to ``progress``, the rest is kept for the error."""
+    tail: list[str] = []
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, errors="replace")
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail = (tail + [line])[-20:]
+        if progress is not None and line.startswith("I: "):
+            progress(f"{what}: {line[3:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            break
+    try:
+        rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+    if time.monotonic() > deadline:
+        raise TimeoutExpired(f"{what} did not finish within {int(timeout)} s")
+    if rc != 0:
+        last = next((line for line in reversed(tail) if line.strip()), "no output")
+        raise CommandError(f"{what} failed ({rc}): {last}", argv=argv, returncode=rc, stderr="\n".join(tail))
+
+
+# -- official cloud images by URL ----------------------------------------------------------------------
+
+def ensure_cloud_image(url: str, *, cache_dir: Path, progress: Progress) -> BaseImage:
+    """Download a cloud image once, verified against the SHA512SUMS/SHA256SUMS file beside it."""
+    from filelock import FileLock, Timeout
+
+    name = Path(urllib.parse.urlsplit(url).path).name
+    if not name:
+        raise DriverError(f"the image URL {url} names no file", driver="local")
+    image_dir = cache_dir / "local" / ("url-" + hashlib.sha256(url.encode()).hexdigest()[:16])
+    image_dir.parent.mkdir(parents=True, exist_ok=True)
+    cached = _read_manifest(image_dir)
+    if cached is not None:
+        return cached
+    lock = FileLock(str(image_dir) + ".lock")
+    try:
+        lock.acquire(timeout=BUILD_LOCK_TIMEOUT)
+    except Timeout as exc:
+        raise TimeoutExpired(f"another process held the download lock of {url} for too long") from exc
+    try:
+        cached = _read_manifest(image_dir)
+        if cached is not None:
+            return cached
+        algorithm, expected = find_published_checksum(url)
+        image_dir.mkdir(parents=True, exist_ok=True)
+        target = image_dir / name
+        part = image_dir / (name + ".part")
+        try:
+            actual = _download(url, part, algorithm, progress)
+            if actual != expected:
+                raise DriverError(
+                    f"checksum mismatch for {url}: {algorithm} is {actual}, the published sums say {expected}",
+                    driver="local", hint="the download is corrupt or the mirror is out of date; nothing was kept")
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
+        image = BaseImage(kind="url", disk=target, disk_format=disk_format(target))
+        _write_manifest(image_dir, image, {"url": url, algorithm: expected})
+        return image
+    except BaseException:
+        if _read_manifest(image_dir) is None:
+            shutil.rmtree(image_dir, ignore_errors=True)
+        raise
+    finally:
+        lock.release()
+
+
+def find_published_checksum(url: str) -> tuple[str, str]:
+    """The (algorithm, hex digest) for ``url`` from the checksum file in the same directory."""
+    name = Path(urllib.parse.urlsplit(url).path).name
+    looked: list[str] = []
+    for sums_name in CHECKSUM_FILES:
+        sums_url = urllib.parse.urljoin(url, sums_name)
+        looked.append(sums_url)
+        try:
+            with urllib.request.urlopen(sums_url, timeout=30) as response:
+                text = response.read().decode("utf-8", errors="replace")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                continue
+            raise DriverError(f"could not fetch {sums_url}: HTTP {exc.code}", driver="local") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise DriverError(f"could not fetch {sums_url}: {exc}", driver="local") from exc
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("*").removeprefix("./") == name:
+                return sums_name.removesuffix("SUMS").lower(), parts[0].lower()
+    raise DriverError(f"no published checksum for {name}: looked in {', '.join(looked)}", driver="local",
+                      hint="provision refuses unverified images; publish SHA512SUMS beside the image")
+
+
+def _download(url: str, dest: Path, algorithm: str, progress: Progress) -> str:
+    digest = hashlib.new(algorithm)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(dest, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done, reported = 0, -1
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                percent = done * 100 // total if total else -1
+                if percent // 10 != reported // 10:
+                    reported = percent
+                    size = f"{done // 2**20} MiB" + (f" of {total // 2**20} MiB" if total else "")
+                    progress(f"downloading {Path(dest.name).stem}: {size}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise DriverError(f"could not download {url}: {exc}", driver="local") from exc
+    return digest.hexdigest()
+
+
+def disk_format(path: Path) -> str:
+    """The image format qemu-img sees (cloud images come as qcow2 or raw)."""
+    try:
+        out = subprocess.run(["qemu-img", "info", "--output=json", str(path)], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+    except FileNotFoundError as exc:
+        raise CommandError("qemu-img is not installed", hint="apt-get install qemu-utils") from exc
+    except subprocess.CalledProcessError as exc:
+        raise CommandError(f"qemu-img cannot read {path}: {exc.stderr.strip()}", argv=exc.cmd,
+                           returncode=exc.returncode, stderr=exc.stderr) from exc
+    fmt = json.loads(out).get("format")
+    if fmt not in ("qcow2", "raw"):
+        raise DriverError(f"{path.name} is a {fmt} image; the local driver boots qcow2 or raw images",
+                          driver="local")
+    return str(fmt)
+
+
+# -- the manifest marks a finished image -----------------------------------------------------------------
+
+def _read_manifest(image_dir: Path) -> BaseImage | None:
+    try:
+        data = json.loads((image_dir / MANIFEST).read_text())
+        image = BaseImage.from_data(data["image"])
+    except (OSError, ValueError, KeyError, DriverError):
+        return None
+    return None if image.missing() else image
+
+
+def _write_manifest(image_dir: Path, image: BaseImage, facts: dict[str, object]) -> None:
+    tmp = image_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"image": image.to_data(), **facts}, indent=2) + "\n")
+    os.replace(tmp, image_dir / MANIFEST)
+
+
+def manifest_facts(image: BaseImage) -> dict[str, object]:
+    """What the manifest says about how the image was made (for ``inspect`` and the figures script)."""
+    try:
+        data = json.loads((image.disk.parent / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    data.pop("image", None)
+    return data

@@ -1,0 +1,322 @@
+"""The ``local`` driver: a QEMU virtual machine on this host.
+
+A machine is a qcow2 overlay on a cached base image (see ``drivers.images``), a NoCloud seed ISO that
+carries the machine's SSH key (``drivers.seed``), and one daemonized QEMU process (``drivers.qemu``)
+with user-mode networking. SSH and the engine port are forwarded from free ports on 127.0.0.1 chosen
+at create and kept in the record, so a stop/start never changes the URL or the server certificate.
+
+Why a seed ISO and not a key written into the overlay: writing into a qcow2 needs a mount (root, nbd
+or a loop device) on the host, while every cloud image already reads a NoCloud seed; one mechanism
+then serves both the Debian build and official cloud images.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from provision.errors import DriverError, UsageError
+
+from . import qemu
+from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+from .images import VARIANTS, BaseImage, ensure_image, host_debian_mirror
+from .seed import render_seed_files, write_seed_iso
+
+SSH_USER = "provision"  # created by cloud-init with the machine's key and passwordless sudo
+OVERLAY = "disk.qcow2"
+SEED = "seed.iso"
+CONSOLE_LOG = "console.log"
+PIDFILE = "qemu.pid"
+# A hung accelerator shows as a silent serial console; a working one prints within seconds.
+CONSOLE_PROBE_SECONDS = 30.0
+STOP_TIMEOUT = 90.0  # a Debian guest under TCG powers off in 10-30 s
+QUIT_TIMEOUT = 10.0
+BOOT_LOG_LIMIT = 256 * 1024
+
+_QMP_STATES = {
+    "running": MachineState.RUNNING,
+    "paused": MachineState.PAUSED,
+    "suspended": MachineState.PAUSED,
+    "prelaunch": MachineState.STARTING,
+    "inmigrate": MachineState.STARTING,
+    "restore-vm": MachineState.STARTING,
+    "shutdown": MachineState.STOPPING,
+    "guest-panicked": MachineState.ERROR,
+    "internal-error": MachineState.ERROR,
+    "io-error": MachineState.ERROR,
+}
+
+
+class LocalDriver(Driver):
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = "QEMU virtual machine on this host, reached through forwarded localhost ports"
+    options: ClassVar[tuple[OptionSpec, ...]] = (
+        OptionSpec("local-cpus", "Number of virtual CPUs", int, 2, "PROVISION_LOCAL_CPUS"),
+        OptionSpec("local-memory", "Memory in MiB", int, 2048, "PROVISION_LOCAL_MEMORY"),
+        OptionSpec("local-disk-size", "Disk size in GB", int, 20, "PROVISION_LOCAL_DISK_SIZE"),
+        OptionSpec("local-image",
+                   "Base image: 'debian' (built from the Debian archive), 'debian-docker' (the same with "
+                   "docker.io preinstalled), or the http(s) URL of a cloud image with SHA512SUMS beside it",
+                   str, "debian", "PROVISION_LOCAL_IMAGE"),
+        OptionSpec("local-accel", "Accelerator: auto (KVM on Linux, HVF on macOS, else TCG), kvm, hvf or tcg",
+                   str, "auto", "PROVISION_LOCAL_ACCEL", choices=qemu.ACCELERATORS),
+        OptionSpec("local-mirror",
+                   "Debian mirror for building the base image (default: the host's apt sources, "
+                   "else http://deb.debian.org/debian)", str, None, "PROVISION_LOCAL_MIRROR"),
+    )
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    # -- files -----------------------------------------------------------------------------------------
+    @property
+    def _dir(self) -> Path:
+        return self.ctx.machine_dir
+
+    @property
+    def _overlay(self) -> Path:
+        return self._dir / OVERLAY
+
+    @property
+    def _pidfile(self) -> Path:
+        return self._dir / PIDFILE
+
+    @property
+    def _console(self) -> Path:
+        return self._dir / CONSOLE_LOG
+
+    @property
+    def _qmp_socket(self) -> Path:
+        recorded = self.ctx.data.get("qmp_socket")
+        return Path(recorded) if recorded else qemu.socket_path_for(self._dir)
+
+    @property
+    def _marker(self) -> str:
+        # Our QEMU's command line names this overlay; a recycled pid's does not.
+        return str(self._overlay)
+
+    # -- create ----------------------------------------------------------------------------------------
+    def create(self) -> None:
+        data = self.ctx.data
+        cpus, memory, disk_gb = (int(self.ctx.option(k)) for k in ("local_cpus", "local_memory", "local_disk_size"))
+        if cpus < 1 or memory < 256 or disk_gb < 2:
+            raise UsageError("the local driver needs at least 1 CPU, 256 MiB of memory and a 2 GB disk")
+        requested = str(self.ctx.option("local_accel") or "auto")
+        accel = qemu.choose_accelerator(requested)
+        image_spec = str(self.ctx.option("local_image") or "debian")
+        mirror = str(self.ctx.option("local_mirror") or host_debian_mirror()).rstrip("/")
+
+        ssh_port, engine_port = qemu.free_ports(2)
+        data.update({
+            "cpus": cpus, "memory_mib": memory, "disk_size_gb": disk_gb, "requested_accel": requested,
+            "accel": accel, "ssh_port": ssh_port, "engine_port": engine_port, "ssh_user": SSH_USER,
+            "image_spec": image_spec, "qmp_socket": str(qemu.socket_path_for(self._dir)),
+            "instance_id": f"provision-{self.ctx.machine_name}-{secrets.token_hex(4)}",
+        })
+        self.ctx.checkpoint()
+
+        image = ensure_image(image_spec, cache_dir=self.ctx.cache_dir, mirror=mirror, progress=self.ctx.progress)
+        data["image"] = image.to_data()
+        self.ctx.checkpoint()
+
+        self._dir.mkdir(parents=True, exist_ok=True)
+        qemu.create_overlay(self._overlay, image, disk_gb)
+        self.ctx.checkpoint()
+        self._write_seed(image)
+        self.ctx.progress(f"booting the virtual machine ({accel})")
+        self._boot()
+
+    def _write_seed(self, image: BaseImage) -> None:
+        public_key = self.ctx.ssh_key_path.with_name(self.ctx.ssh_key_path.name + ".pub")
+        try:
+            key_text = public_key.read_text().strip()
+        except OSError as exc:
+            raise DriverError(f"the machine's public key {public_key} is unreadable: {exc.strerror}",
+                              driver=self.name, machine=self.ctx.machine_name) from exc
+        files = render_seed_files(instance_id=self.ctx.data["instance_id"], hostname=self.ctx.machine_name,
+                                  user=SSH_USER, ssh_public_key=key_text, with_network_config=True)
+        write_seed_iso(self._dir / SEED, files)
+
+    # -- booting ---------------------------------------------------------------------------------------
+    def _config(self) -> qemu.QemuConfig:
+        data = self.ctx.data
+        if "image" not in data or "ssh_port" not in data:
+            raise DriverError("this machine was never fully created; remove it and create it again",
+                              driver=self.name, machine=self.ctx.machine_name)
+        return qemu.QemuConfig(
+            name=self.ctx.machine_name, cpus=int(data["cpus"]), memory_mib=int(data["memory_mib"]),
+            accel=str(data["accel"]), image=BaseImage.from_data(data["image"]), overlay=self._overlay,
+            seed=self._dir / SEED, ssh_port=int(data["ssh_port"]), engine_port=int(data["engine_port"]),
+            guest_engine_port=self.engine_bind_port(), console_log=self._console,
+            qmp_socket=self._qmp_socket, pidfile=self._pidfile,
+        )
+
+    def _boot(self) -> None:
+        """Launch QEMU; under a hardware accelerator, prove the guest runs or fall back to TCG."""
+        config = self._config()
+        missing = [str(p) for p in config.image.missing() + [config.overlay, config.seed] if not p.exists()]
+        if missing:
+            raise DriverError(f"files this machine boots from are gone: {', '.join(missing)}",
+                              driver=self.name, machine=self.ctx.machine_name,
+                              hint="the image cache was cleared; remove the machine and create it again")
+        pid = qemu.launch(config)
+        self.ctx.data["pid"] = pid
+        self.ctx.checkpoint()
+        if config.accel == "tcg":
+            self._ensure_alive(pid, "right after launch")
+            return
+        console_bytes = self._wait_console(pid, CONSOLE_PROBE_SECONDS)
+        verdict = qemu.probe_verdict(accel=config.accel, requested=str(self.ctx.data.get("requested_accel")),
+                                     console_bytes=console_bytes)
+        if verdict is qemu.ProbeVerdict.OK:
+            return
+        qemu.kill(pid, self._marker)
+        reason = (f"the guest printed nothing on its serial console within {int(CONSOLE_PROBE_SECONDS)} s "
+                  f"under {config.accel}")
+        if verdict is qemu.ProbeVerdict.FAIL:
+            raise DriverError(f"{reason}: the accelerator does not run guests on this host",
+                              driver=self.name, machine=self.ctx.machine_name,
+                              hint="use --local-accel tcg (or PROVISION_LOCAL_ACCEL=tcg)")
+        self.ctx.progress(f"{reason}; falling back to tcg (slower, but it runs)")
+        self.ctx.data.update({"accel": "tcg", "accel_fallback": reason})
+        self.ctx.checkpoint()
+        pid = qemu.launch(self._config())
+        self.ctx.data["pid"] = pid
+        self.ctx.checkpoint()
+        self._ensure_alive(pid, "after falling back to tcg")
+
+    def _wait_console(self, pid: int, bound: float) -> int:
+        deadline = time.monotonic() + bound
+        while time.monotonic() < deadline:
+            size = self._console_size()
+            if size > 0:
+                return size
+            self._ensure_alive(pid, "while booting")
+            time.sleep(0.5)
+        return self._console_size()
+
+    def _console_size(self) -> int:
+        try:
+            return self._console.stat().st_size
+        except OSError:
+            return 0
+
+    def _ensure_alive(self, pid: int, when: str) -> None:
+        if qemu.pid_alive(pid, self._marker):
+            return
+        tail = "\n".join((self.boot_log() or "").strip().splitlines()[-5:]) or "empty console"
+        raise DriverError(f"QEMU exited {when}; console: {tail}", driver=self.name, machine=self.ctx.machine_name)
+
+    def _pid(self) -> int | None:
+        pid = qemu.read_pid(self._pidfile)
+        if pid is not None and qemu.pid_alive(pid, self._marker):
+            return pid
+        return None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._pid() is not None:
+            return
+        self._boot()
+
+    def stop(self) -> None:
+        """ACPI power button, a bounded wait for the guest to power off, then QEMU is ended."""
+        pid = self._pid()
+        if pid is None:
+            return
+        try:
+            qemu.qmp(self._qmp_socket, "system_powerdown")
+        except (OSError, ValueError, qemu.QMPError):
+            pass  # no monitor: the bounded wait below ends in a kill all the same
+        if qemu.wait_exit(pid, self._marker, STOP_TIMEOUT):
+            self._forget_process()
+            return
+        self.ctx.progress(f"the guest did not power off within {int(STOP_TIMEOUT)} s; ending QEMU")
+        self._end_process(pid)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def kill(self) -> None:
+        pid = self._pid()
+        if pid is not None:
+            self._end_process(pid)
+        self._forget_process()
+
+    def _end_process(self, pid: int) -> None:
+        try:
+            qemu.qmp(self._qmp_socket, "quit")
+        except (OSError, ValueError, qemu.QMPError):
+            pass
+        if not qemu.wait_exit(pid, self._marker, QUIT_TIMEOUT):
+            qemu.kill(pid, self._marker)
+        self._forget_process()
+
+    def _forget_process(self) -> None:
+        self._pidfile.unlink(missing_ok=True)
+        self._qmp_socket.unlink(missing_ok=True)
+        self.ctx.data.pop("pid", None)
+
+    def remove(self) -> None:
+        pid = self._pid()
+        if pid is None and self.ctx.data.get("pid"):
+            # The pidfile may be gone while QEMU still runs (a crash mid-create): trust the record too.
+            recorded = int(self.ctx.data["pid"])
+            pid = recorded if qemu.pid_alive(recorded, self._marker) else None
+        if pid is not None:
+            self._end_process(pid)
+        self._forget_process()
+        for name in (OVERLAY, SEED, SEED + ".tmp", CONSOLE_LOG, PIDFILE):
+            (self._dir / name).unlink(missing_ok=True)
+
+    # -- facts -----------------------------------------------------------------------------------------
+    def state(self) -> MachineState:
+        pid = self._pid()
+        if pid is None:
+            return MachineState.STOPPED if self._overlay.exists() else MachineState.NOT_FOUND
+        try:
+            status = qemu.qmp(self._qmp_socket, "query-status", timeout=3.0)
+        except (OSError, ValueError, qemu.QMPError):
+            return MachineState.STARTING  # the process runs but its monitor is not up yet
+        return _QMP_STATES.get(str((status or {}).get("status")), MachineState.UNKNOWN)
+
+    def _port(self, key: str) -> int:
+        port = self.ctx.data.get(key)
+        if not port:
+            raise DriverError("this machine has no forwarded ports recorded (create did not get that far)",
+                              driver=self.name, machine=self.ctx.machine_name)
+        return int(port)
+
+    def engine_url(self) -> str:
+        return f"tcp://127.0.0.1:{self._port('engine_port')}"
+
+    def ssh_endpoint(self) -> SSHEndpoint:
+        return SSHEndpoint(host="127.0.0.1", port=self._port("ssh_port"),
+                           user=str(self.ctx.data.get("ssh_user", SSH_USER)), key_path=self.ctx.ssh_key_path)
+
+    def ip(self) -> str:
+        return "127.0.0.1"
+
+    def addresses(self) -> list[str]:
+        return ["127.0.0.1", "localhost"]
+
+    def boot_log(self) -> str | None:
+        try:
+            with open(self._console, "rb") as log:
+                size = log.seek(0, 2)
+                log.seek(max(0, size - BOOT_LOG_LIMIT))
+                return log.read().decode("utf-8", errors="replace")
+        except OSError:
+            return None
+
+    def extra(self) -> dict[str, Any]:
+        data = self.ctx.data
+        facts: dict[str, Any] = {key: data[key] for key in (
+            "accel", "requested_accel", "accel_fallback", "cpus", "memory_mib", "disk_size_gb", "ssh_port",
+            "engine_port", "image_spec", "pid") if key in data}
+        facts["console_log"] = str(self._console)
+        return facts
+
+
+__all__ = ["LocalDriver", "SSH_USER", "VARIANTS"]

@@ -1,0 +1,309 @@
+"""Running one QEMU process: accelerator choice, forwarded ports, the command line, QMP, and the pid.
+
+QEMU runs daemonized (``-daemonize``), so a machine outlives the CLI process that started it; the
+pidfile plus QMP's ``query-status`` tell its state later. Nothing here knows about machine records:
+``drivers.local`` decides what to run and keeps the facts.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import hashlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provision.errors import CommandError, DriverError
+
+from .images import BaseImage
+
+QEMU_BINARY = "qemu-system-x86_64"
+ACCELERATORS = ("auto", "kvm", "hvf", "tcg")
+GUEST_SSH_PORT = 22
+# A unix socket path must fit sun_path (108 bytes on Linux, 104 on macOS).
+MAX_SOCKET_PATH = 100
+
+
+# -- accelerator ------------------------------------------------------------------------------------
+
+def kvm_usable(device: str = "/dev/kvm") -> bool:
+    """True when the KVM device opens read-write (present and permitted)."""
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def choose_accelerator(requested: str, *, system: str | None = None, kvm_ok: bool | None = None) -> str:
+    """The accelerator to start with: the one asked for, or for ``auto`` the best the host offers."""
+    if requested not in ACCELERATORS:
+        raise DriverError(f'unknown accelerator "{requested}": use one of {", ".join(ACCELERATORS)}',
+                          driver="local")
+    if requested != "auto":
+        return requested
+    system = system or platform.system()
+    if system == "Linux":
+        return "kvm" if (kvm_usable() if kvm_ok is None else kvm_ok) else "tcg"
+    if system == "Darwin":
+        return "hvf"
+    return "tcg"
+
+
+class ProbeVerdict(enum.Enum):
+    OK = "ok"
+    FALL_BACK_TO_TCG = "fall back to tcg"
+    FAIL = "fail"
+
+
+def probe_verdict(*, accel: str, requested: str, console_bytes: int) -> ProbeVerdict:
+    """What to do once the console probe's bound has passed.
+
+    A guest whose serial console stays empty under a hardware accelerator is hung (nested KVM can
+    accept a guest and never run it). With ``auto`` we retry under TCG; an accelerator the user asked
+    for by name fails with an explanation instead of silently becoming another. TCG has no slower
+    fallback, so it is never judged here: the SSH wait bounds it.
+    """
+    if console_bytes > 0 or accel == "tcg":
+        return ProbeVerdict.OK
+    if requested == "auto":
+        return ProbeVerdict.FALL_BACK_TO_TCG
+    return ProbeVerdict.FAIL
+
+
+# -- ports -----------------------------------------------------------------------------------------
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports free on ``host`` now (held open together so they differ)."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def socket_path_for(machine_dir: Path) -> Path:
+    """The QMP socket: in the machine dir when the path fits, else a short name in the temp dir."""
+    path = machine_dir / "qmp.sock"
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(machine_dir.resolve()).encode()).hexdigest()[:16]
+    base = Path(tempfile.gettempdir()) / f"provision-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    return base / f"{digest}.qmp"
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class QemuConfig:
+    name: str
+    cpus: int
+    memory_mib: int
+    accel: str
+    image: BaseImage
+    overlay: Path
+    seed: Path
+    ssh_port: int
+    engine_port: int
+    guest_engine_port: int
+    console_log: Path
+    qmp_socket: Path
+    pidfile: Path
+
+    def argv(self) -> list[str]:
+        hardware = self.accel in ("kvm", "hvf")
+        argv = [
+            QEMU_BINARY,
+            "-name", f"{_opt(self.name)},process=provision-{_opt(self.name)}",
+            "-machine", "q35",
+            "-accel", self.accel,
+            "-cpu", "host" if hardware else "max",
+            "-smp", str(self.cpus),
+            "-m", str(self.memory_mib),
+            "-nodefaults",
+            "-display", "none",
+            "-chardev", f"file,id=console,path={_opt(self.console_log)}",
+            "-serial", "chardev:console",
+            "-qmp", f"unix:{_opt(self.qmp_socket)},server=on,wait=off",
+            "-drive", f"if=virtio,file={_opt(self.overlay)},format=qcow2,discard=unmap",
+            "-drive", f"if=virtio,file={_opt(self.seed)},format=raw,readonly=on",
+            "-netdev", (f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:{GUEST_SSH_PORT},"
+                        f"hostfwd=tcp:127.0.0.1:{self.engine_port}-:{self.guest_engine_port}"),
+            "-device", "virtio-net-pci,netdev=net0",
+            # Entropy at boot: without it sshd key generation and TLS can stall for minutes under TCG.
+            "-device", "virtio-rng-pci",
+            "-pidfile", str(self.pidfile),
+            "-daemonize",
+        ]
+        if self.image.kernel is not None:
+            argv += ["-kernel", str(self.image.kernel)]
+            if self.image.initrd is not None:
+                argv += ["-initrd", str(self.image.initrd)]
+            argv += ["-append", self.image.cmdline or ""]
+        return argv
+
+
+def _opt(value: object) -> str:
+    # QEMU option values use ',' as a separator; a literal comma is written twice.
+    return str(value).replace(",", ",,")
+
+
+def create_overlay(overlay: Path, image: BaseImage, size_gb: int) -> None:
+    """A qcow2 that reads unwritten blocks from the shared base image and grows to ``size_gb``."""
+    _run_tool(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", image.disk_format,
+               str(overlay), f"{size_gb}G"], "qemu-img create")
+
+
+def _run_tool(argv: list[str], what: str) -> str:
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError as exc:
+        raise CommandError(f"{argv[0]} is not installed", argv=argv,
+                           hint="apt-get install qemu-system-x86 qemu-utils") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(f"{what} did not finish within 120 s", argv=argv) from exc
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CommandError(f"{what} failed: {last}", argv=argv, returncode=done.returncode, stderr=done.stderr)
+    return done.stdout
+
+
+# -- the process -----------------------------------------------------------------------------------
+
+def launch(config: QemuConfig) -> int:
+    """Start QEMU daemonized and return its pid; QEMU reports setup errors before it detaches."""
+    config.console_log.unlink(missing_ok=True)
+    config.pidfile.unlink(missing_ok=True)
+    config.qmp_socket.unlink(missing_ok=True)
+    for port in (config.ssh_port, config.engine_port):
+        if port_in_use(port):
+            raise DriverError(f"port {port} on 127.0.0.1, recorded for this machine, is taken by another process",
+                              driver="local", machine=config.name,
+                              hint="stop whatever listens there, or remove and recreate the machine")
+    _run_tool(config.argv(), "qemu-system-x86_64")
+    pid = read_pid(config.pidfile)
+    if pid is None:
+        raise DriverError("QEMU started but wrote no pidfile", driver="local", machine=config.name)
+    return pid
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, marker: str | None = None) -> bool:
+    """True when ``pid`` runs and, on Linux, is the QEMU whose command line holds ``marker``.
+
+    The marker check keeps a recycled pid (after a host reboot) from reading as our machine; a zombie
+    has an empty command line and reads as gone.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if marker is None or not Path("/proc/self/cmdline").exists():
+        return True
+    try:
+        return marker.encode() in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def wait_exit(pid: int, marker: str | None, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid, marker):
+            return True
+        time.sleep(0.2)
+    return not pid_alive(pid, marker)
+
+
+def kill(pid: int, marker: str | None) -> None:
+    """SIGKILL the QEMU process if it is still ours, and wait (bounded) until it is gone."""
+    if not pid_alive(pid, marker):
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if not wait_exit(pid, marker, 10):
+        raise DriverError(f"QEMU (pid {pid}) survived SIGKILL for 10 s", driver="local")
+
+
+# -- QMP -------------------------------------------------------------------------------------------
+
+class QMPError(Exception):
+    pass
+
+
+def qmp(socket_path: Path, command: str, arguments: dict[str, Any] | None = None,
+        timeout: float = 5.0) -> Any:
+    """Run one QMP command and return its ``return`` value (raises ``QMPError``/``OSError``)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(socket_path))
+        stream = sock.makefile("rwb")
+        greeting = _qmp_read(stream)
+        if "QMP" not in greeting:
+            raise QMPError(f"not a QMP greeting: {greeting}")
+        _qmp_send(stream, {"execute": "qmp_capabilities"})
+        _qmp_reply(stream)
+        message: dict[str, Any] = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
+        _qmp_send(stream, message)
+        return _qmp_reply(stream)
+
+
+def _qmp_send(stream: Any, message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message).encode() + b"\n")
+    stream.flush()
+
+
+def _qmp_read(stream: Any) -> dict[str, Any]:
+    line = stream.readline()
+    if not line:
+        raise QMPError("QMP closed the connection")
+    return json.loads(line)
+
+
+def _qmp_reply(stream: Any) -> Any:
+    while True:
+        message = _qmp_read(stream)
+        if "event" in message:  # asynchronous events interleave with replies
+            continue
+        if "error" in message:
+            error = message["error"]
+            raise QMPError(f"{error.get('class')}: {error.get('desc')}")
+        return message.get("return")

@@ -1,0 +1,74 @@
+"""The cloud-init NoCloud seed: a small ISO 9660 volume labelled ``cidata``.
+
+cloud-init finds the seed by its volume label on any block device and reads ``user-data``,
+``meta-data`` and, when present, ``network-config`` from its root. The ISO is written with pycdlib so
+no external tool (genisoimage, xorriso) is needed on the host. Rock Ridge and Joliet carry the real
+file names: plain ISO 9660 level 1 names cannot hold a hyphen.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from provision.templating import render
+
+VOLUME_LABEL = "cidata"
+# Seed files and the 8.3 ISO 9660 names they hide behind (only Rock Ridge / Joliet readers see the real ones).
+_ISO_NAMES = {"user-data": "USERDATA.;1", "meta-data": "METADATA.;1", "network-config": "NETCFG.;1",
+              "vendor-data": "VENDDATA.;1"}
+
+
+def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_key: str,
+                      with_network_config: bool) -> dict[str, str]:
+    """The seed's files, rendered from ``templates/cloud-init``."""
+    files = {
+        "meta-data": render("cloud-init/meta-data", instance_id=instance_id, hostname=hostname),
+        "user-data": render("cloud-init/user-data", hostname=hostname, user=user,
+                            ssh_public_key=ssh_public_key.strip()),
+    }
+    if with_network_config:
+        files["network-config"] = render("cloud-init/network-config")
+    return files
+
+
+def write_seed_iso(path: Path, files: Mapping[str, str]) -> None:
+    """Write ``files`` (name -> text) into a NoCloud seed ISO at ``path``, atomically."""
+    import pycdlib
+
+    unknown = set(files) - set(_ISO_NAMES)
+    if unknown:
+        raise ValueError(f"not a NoCloud seed file: {', '.join(sorted(unknown))}")
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, vol_ident=VOLUME_LABEL, joliet=3, rock_ridge="1.09")
+    for name, text in files.items():
+        data = text.encode("utf-8")
+        iso.add_fp(io.BytesIO(data), len(data), f"/{_ISO_NAMES[name]}", rr_name=name, joliet_path=f"/{name}")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        iso.write(str(tmp))
+    finally:
+        iso.close()
+    os.replace(tmp, path)
+
+
+def read_seed_iso(path: Path) -> dict[str, str]:
+    """The files of a seed ISO by their Rock Ridge names (used by tests and ``inspect``-style checks)."""
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.open(str(path))
+    try:
+        found: dict[str, str] = {}
+        for name in _ISO_NAMES:
+            out = io.BytesIO()
+            try:
+                iso.get_file_from_iso_fp(out, rr_path=f"/{name}")
+            except pycdlib.pycdlibexception.PyCdlibInvalidInput:
+                continue
+            found[name] = out.getvalue().decode("utf-8")
+        return found
+    finally:
+        iso.close()

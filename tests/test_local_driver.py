@@ -1,0 +1,392 @@
+"""The ``local`` driver against real QEMU (under TCG), plus its decisions and image paths on their own."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drivers import images, qemu
+from drivers.base import MachineState
+from drivers.local import SSH_USER, LocalDriver
+from drivers.seed import VOLUME_LABEL, read_seed_iso, render_seed_files, write_seed_iso
+from fixtures_vm import TEST_ACCEL, VM, make_context, ssh_connect, ssh_run, wait_for_ssh
+from provision.errors import DriverError
+
+
+# -- accelerator choice and the KVM fallback decision -----------------------------------------------
+
+@pytest.mark.parametrize(("requested", "system", "kvm_ok", "expected"), [
+    ("auto", "Linux", True, "kvm"),
+    ("auto", "Linux", False, "tcg"),
+    ("auto", "Darwin", False, "hvf"),
+    ("auto", "Windows", False, "tcg"),
+    ("tcg", "Linux", True, "tcg"),
+    ("kvm", "Linux", False, "kvm"),
+])
+def test_choose_accelerator(requested: str, system: str, kvm_ok: bool, expected: str) -> None:
+    assert qemu.choose_accelerator(requested, system=system, kvm_ok=kvm_ok) == expected
+
+
+def test_choose_accelerator_rejects_unknown_name() -> None:
+    with pytest.raises(DriverError, match="unknown accelerator"):
+        qemu.choose_accelerator("xen", system="Linux", kvm_ok=True)
+
+
+@pytest.mark.parametrize(("accel", "requested", "console_bytes", "verdict"), [
+    ("kvm", "auto", 0, qemu.ProbeVerdict.FALL_BACK_TO_TCG),  # silent under auto-chosen KVM: retry with TCG
+    ("hvf", "auto", 0, qemu.ProbeVerdict.FALL_BACK_TO_TCG),
+    ("kvm", "kvm", 0, qemu.ProbeVerdict.FAIL),  # asked for by name: explain, do not switch silently
+    ("kvm", "auto", 1200, qemu.ProbeVerdict.OK),
+    ("kvm", "kvm", 1, qemu.ProbeVerdict.OK),
+    ("tcg", "tcg", 0, qemu.ProbeVerdict.OK),  # nothing slower to fall back to; the SSH wait bounds it
+    ("tcg", "auto", 0, qemu.ProbeVerdict.OK),
+])
+def test_probe_verdict(accel: str, requested: str, console_bytes: int, verdict: qemu.ProbeVerdict) -> None:
+    assert qemu.probe_verdict(accel=accel, requested=requested, console_bytes=console_bytes) is verdict
+
+
+def test_kvm_usable_is_false_for_a_missing_device(tmp_path: Path) -> None:
+    assert qemu.kvm_usable(str(tmp_path / "kvm")) is False
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = qemu.free_ports(4)
+    assert len(set(ports)) == 4
+    assert not any(qemu.port_in_use(p) for p in ports)
+
+
+def test_long_machine_dirs_get_a_short_qmp_socket(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    path = qemu.socket_path_for(deep)
+    assert len(str(path)) <= qemu.MAX_SOCKET_PATH
+    assert path == qemu.socket_path_for(deep)  # stable: start after stop finds the same socket
+    assert qemu.socket_path_for(tmp_path) == tmp_path / "qmp.sock"
+
+
+def test_qemu_argv_forwards_ports_on_loopback_only(tmp_path: Path) -> None:
+    image = images.BaseImage(kind="debian", disk=tmp_path / "base.qcow2", disk_format="qcow2",
+                             kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd.img", cmdline="root=/dev/vda")
+    config = qemu.QemuConfig(name="m,1", cpus=2, memory_mib=1024, accel="tcg", image=image,
+                             overlay=tmp_path / "disk.qcow2", seed=tmp_path / "seed.iso", ssh_port=40022,
+                             engine_port=42376, guest_engine_port=2376, console_log=tmp_path / "console.log",
+                             qmp_socket=tmp_path / "qmp.sock", pidfile=tmp_path / "qemu.pid")
+    argv = config.argv()
+    netdev = argv[argv.index("-netdev") + 1]
+    assert "hostfwd=tcp:127.0.0.1:40022-:22" in netdev
+    assert "hostfwd=tcp:127.0.0.1:42376-:2376" in netdev
+    assert argv[argv.index("-accel") + 1] == "tcg"
+    assert argv[argv.index("-kernel") + 1] == str(tmp_path / "vmlinuz")
+    assert "m,,1" in argv[argv.index("-name") + 1]  # a comma in a value is doubled, not a separator
+    assert "-daemonize" in argv
+
+
+# -- the NoCloud seed ------------------------------------------------------------------------------
+
+def test_seed_iso_carries_the_machine_key(tmp_path: Path) -> None:
+    import pycdlib
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk8 someone@host"
+    files = render_seed_files(instance_id="provision-m-1", hostname="m1", user=SSH_USER, ssh_public_key=key,
+                              with_network_config=True)
+    iso_path = tmp_path / "seed.iso"
+    write_seed_iso(iso_path, files)
+    assert read_seed_iso(iso_path) == files
+    user_data = files["user-data"]
+    assert user_data.startswith("#cloud-config\n")
+    parsed = yaml.safe_load(user_data)
+    assert parsed["users"][0]["name"] == SSH_USER
+    assert parsed["users"][0]["ssh_authorized_keys"] == [key]
+    assert parsed["users"][0]["sudo"] == "ALL=(ALL) NOPASSWD:ALL"
+    assert yaml.safe_load(files["meta-data"]) == {"instance-id": "provision-m-1", "local-hostname": "m1"}
+    iso = pycdlib.PyCdlib()
+    iso.open(str(iso_path))
+    try:  # cloud-init finds the seed by this label
+        assert iso.pvd.volume_identifier.decode().strip() == VOLUME_LABEL
+    finally:
+        iso.close()
+
+
+# -- the Debian mirror -----------------------------------------------------------------------------
+
+def test_mirror_comes_from_host_deb822_sources(tmp_path: Path) -> None:
+    sources = tmp_path / "etc" / "apt" / "sources.list.d"
+    sources.mkdir(parents=True)
+    (sources / "nodesource.sources").write_text(
+        "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\nComponents: main\n")
+    (sources / "debian.sources").write_text(
+        "Types: deb\n# comment\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n"
+        "Components: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n")
+    assert images.host_debian_mirror(tmp_path) == "http://mirror.example/debian"
+
+
+def test_mirror_comes_from_one_line_sources(tmp_path: Path) -> None:
+    apt = tmp_path / "etc" / "apt"
+    apt.mkdir(parents=True)
+    (apt / "sources.list").write_text("# deb http://old/debian bookworm main\n"
+                                      "deb [arch=amd64 signed-by=/k.gpg] https://m.example/debian trixie main\n")
+    assert images.host_debian_mirror(tmp_path) == "https://m.example/debian"
+
+
+def test_mirror_defaults_to_deb_debian_org(tmp_path: Path) -> None:
+    apt = tmp_path / "etc" / "apt"
+    apt.mkdir(parents=True)
+    (apt / "sources.list").write_text("deb http://archive.ubuntu.com/ubuntu noble main\n")
+    assert images.host_debian_mirror(tmp_path) == images.DEFAULT_MIRROR
+
+
+def test_unknown_image_name_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(DriverError, match="unknown local image"):
+        images.ensure_image("ubuntu", cache_dir=tmp_path, mirror=images.DEFAULT_MIRROR, progress=print)
+
+
+# -- cloud images by URL, from a local HTTP server -------------------------------------------------
+
+class _Server:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+                super().__init__(*args, directory=str(root), **kwargs)
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                server.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture
+def image_server(tmp_path: Path) -> Iterator[_Server]:
+    root = tmp_path / "www" / "images" / "bookworm"
+    root.mkdir(parents=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(root / "tiny-generic.qcow2"), "64M"],
+                   check=True)
+    server = _Server(root.parent.parent)
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+
+
+def _publish_sums(server: _Server, digest: str, name: str = "tiny-generic.qcow2") -> None:
+    (server.root / "images" / "bookworm" / "SHA512SUMS").write_text(f"{'0' * 128}  other.raw\n{digest}  {name}\n")
+
+
+def test_cloud_image_is_verified_cached_and_usable(image_server: _Server, tmp_path: Path) -> None:
+    image_file = image_server.root / "images" / "bookworm" / "tiny-generic.qcow2"
+    _publish_sums(image_server, hashlib.sha512(image_file.read_bytes()).hexdigest())
+    url = f"{image_server.url}/images/bookworm/tiny-generic.qcow2"
+    cache = tmp_path / "cache"
+    messages: list[str] = []
+
+    image = images.ensure_image(url, cache_dir=cache, mirror=images.DEFAULT_MIRROR, progress=messages.append)
+    assert image.kind == "url" and image.disk_format == "qcow2" and image.kernel is None
+    assert image.disk.read_bytes() == image_file.read_bytes()
+    assert image.disk.is_relative_to(cache)
+    assert any("downloading" in m for m in messages)
+    fetched = len(image_server.requests)
+    assert images.ensure_image(url, cache_dir=cache, mirror="", progress=messages.append) == image
+    assert len(image_server.requests) == fetched  # the second create reuses the cache: no traffic
+
+    overlay = tmp_path / "disk.qcow2"
+    qemu.create_overlay(overlay, image, 2)
+    info = subprocess.run(["qemu-img", "info", str(overlay)], capture_output=True, text=True, check=True).stdout
+    assert str(image.disk) in info
+
+
+def test_cloud_image_with_wrong_checksum_is_rejected(image_server: _Server, tmp_path: Path) -> None:
+    _publish_sums(image_server, hashlib.sha512(b"something else").hexdigest())
+    url = f"{image_server.url}/images/bookworm/tiny-generic.qcow2"
+    cache = tmp_path / "cache"
+    with pytest.raises(DriverError, match="checksum mismatch"):
+        images.ensure_image(url, cache_dir=cache, mirror="", progress=lambda m: None)
+    leftovers = [p for p in (cache / "local").iterdir() if not p.name.endswith(".lock")]
+    assert leftovers == []  # nothing corrupt stays in the cache
+
+
+def test_cloud_image_without_published_checksum_is_refused(image_server: _Server, tmp_path: Path) -> None:
+    url = f"{image_server.url}/images/bookworm/tiny-generic.qcow2"
+    with pytest.raises(DriverError, match="no published checksum"):
+        images.ensure_image(url, cache_dir=tmp_path / "cache", mirror="", progress=lambda m: None)
+    assert "/images/bookworm/tiny-generic.qcow2" not in image_server.requests  # never downloaded unverified
+
+
+# -- real machines under TCG -----------------------------------------------------------------------
+
+def _qemu_running_for(path: Path) -> bool:
+    """Any process whose command line names ``path`` (our QEMU names its overlay)."""
+    needle = str(path).encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+@pytest.fixture
+def tcg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVISION_LOCAL_ACCEL", TEST_ACCEL)
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(1800)
+def test_lifecycle_under_tcg(tcg: None, tmp_path: Path) -> None:
+    machine_dir = tmp_path / "machines" / "lifecycle"
+    ctx = make_context(machine_dir, "lifecycle", local_memory=1024)
+    assert ctx.options["local_accel"] == "tcg"
+    driver = LocalDriver(ctx)
+    known_hosts = tmp_path / "known_hosts"
+    own_files = set(os.listdir(machine_dir))  # the key pair the core made: not the driver's to delete
+    try:
+        driver.create()
+        assert ctx.data["accel"] == "tcg"
+        assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
+        boot_seconds = wait_for_ssh(driver, known_hosts)
+        assert driver.state() is MachineState.RUNNING
+        ports = (ctx.data["ssh_port"], ctx.data["engine_port"])
+        assert driver.engine_url() == f"tcp://127.0.0.1:{ports[1]}"
+        endpoint = driver.ssh_endpoint()
+        assert (endpoint.host, endpoint.port, endpoint.user) == ("127.0.0.1", ports[0], SSH_USER)
+        assert driver.addresses() == ["127.0.0.1", "localhost"]
+        assert "Linux version" in (driver.boot_log() or "")
+
+        client = ssh_connect(endpoint.host, endpoint.port, endpoint.user, endpoint.key_path, known_hosts)
+        try:
+            rc, out, _ = ssh_run(client, "sudo -n id -u && hostname && cat /etc/os-release")
+            assert rc == 0
+            assert out.splitlines()[:2] == ["0", "lifecycle"]
+            assert 'VERSION_CODENAME=bookworm' in out
+            rc, out, _ = ssh_run(client, "df --output=size -BG / | tail -1")
+            assert int(out.strip().rstrip("G")) >= 15  # the root grew to the 20 GB disk at first boot
+        finally:
+            client.close()
+        print(f"\nboot to SSH under TCG (cloud-init done): {boot_seconds:.1f} s")
+
+        driver.stop()
+        assert driver.state() is MachineState.STOPPED
+        assert not _qemu_running_for(machine_dir / "disk.qcow2")
+
+        driver.start()
+        assert (ctx.data["ssh_port"], ctx.data["engine_port"]) == ports
+        assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
+        wait_for_ssh(driver, known_hosts)  # the pinned host key still matches: same machine, same identity
+        assert driver.state() is MachineState.RUNNING
+
+        driver.restart()
+        assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
+        wait_for_ssh(driver, known_hosts)
+        assert (ctx.data["ssh_port"], ctx.data["engine_port"]) == ports
+
+        started = time.monotonic()
+        driver.kill()
+        assert time.monotonic() - started < 15
+        assert driver.state() is MachineState.STOPPED
+        assert not _qemu_running_for(machine_dir / "disk.qcow2")
+    finally:
+        driver.remove()
+    assert not _qemu_running_for(machine_dir / "disk.qcow2")
+    assert set(os.listdir(machine_dir)) == own_files
+    assert not Path(ctx.data["qmp_socket"]).exists()
+    assert driver.state() is MachineState.NOT_FOUND
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(1800)
+def test_two_machines_get_different_ports(tcg: None, tmp_path: Path) -> None:
+    drivers = [LocalDriver(make_context(tmp_path / name, name, local_memory=512)) for name in ("one", "two")]
+    try:
+        for driver in drivers:
+            driver.create()
+        ports = [(d.ctx.data["ssh_port"], d.ctx.data["engine_port"]) for d in drivers]
+        assert len({p for pair in ports for p in pair}) == 4
+        assert all(d.state() in (MachineState.RUNNING, MachineState.STARTING) for d in drivers)
+        assert drivers[0].engine_url() != drivers[1].engine_url()
+    finally:
+        for driver in drivers:
+            driver.remove()
+    assert not any(_qemu_running_for(d.ctx.machine_dir / "disk.qcow2") for d in drivers)
+
+
+@pytest.mark.qemu
+def test_remove_of_a_half_created_machine(tcg: None, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "half", "half")
+    ctx.data.update({"ssh_port": 1, "engine_port": 2})  # create died right after recording its ports
+    driver = LocalDriver(ctx)
+    driver.remove()
+    driver.remove()  # already gone is done
+    assert driver.state() is MachineState.NOT_FOUND
+    with pytest.raises(DriverError, match="never fully created"):
+        driver.start()
+
+
+@pytest.mark.qemu
+def test_auto_accelerator_ends_with_a_guest_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``auto`` a host whose KVM hangs guests must end up on TCG with the reason recorded."""
+    if not qemu.kvm_usable():
+        pytest.skip("no usable /dev/kvm: auto chooses tcg directly (covered by test_choose_accelerator)")
+    monkeypatch.setenv("PROVISION_LOCAL_ACCEL", "auto")
+    ctx = make_context(tmp_path / "auto", "auto", local_memory=512)
+    driver = LocalDriver(ctx)
+    try:
+        driver.create()
+        assert driver._console_size() > 0 or ctx.data["accel"] == "tcg"
+        if ctx.data["accel"] == "tcg":
+            assert "serial console" in ctx.data["accel_fallback"]
+        deadline = time.monotonic() + 120
+        while driver._console_size() == 0 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert "Linux version" in (driver.boot_log() or "")
+    finally:
+        driver.remove()
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(3600)
+def test_bare_vm_fixture_has_no_docker(bare_debian_vm: VM) -> None:
+    client = ssh_connect(bare_debian_vm.host, bare_debian_vm.port, bare_debian_vm.user, bare_debian_vm.key_path,
+                         bare_debian_vm.known_hosts)
+    try:
+        rc, _, _ = ssh_run(client, "command -v dockerd")
+        assert rc != 0
+        assert ssh_run(client, "sudo -n true")[0] == 0
+    finally:
+        client.close()
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(3600)
+def test_docker_vm_fixture_runs_dockerd(docker_debian_vm: VM) -> None:
+    client = ssh_connect(docker_debian_vm.host, docker_debian_vm.port, docker_debian_vm.user,
+                         docker_debian_vm.key_path, docker_debian_vm.known_hosts)
+    try:
+        rc, out, err = ssh_run(client, "sudo -n docker version --format '{{.Server.Version}}'")
+        assert rc == 0, err
+        assert out.strip()
+    finally:
+        client.close()
