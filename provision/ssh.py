@@ -48,10 +48,10 @@ def fingerprint(host_key: str) -> str:
 
 
 def known_hosts_line(host: str, port: int, host_key: str) -> str:
-    """A known_hosts line as OpenSSH looks it up: ``[host]:port`` unless the port is 22."""
+    """A known_hosts line (no newline) as OpenSSH looks it up: ``[host]:port`` unless the port is 22."""
     name = host if port == 22 else f"[{host}]:{port}"
     key_type, key_b64 = host_key.split()[:2]
-    return f"{name} {key_type} {key_b64}\n"
+    return f"{name} {key_type} {key_b64}"
 
 
 def _key_type(host_key: str) -> str:

@@ -227,13 +227,13 @@ def test_non_root_with_passwordless_sudo(sshd_user: SSHLogin) -> None:
 
 def test_known_hosts_line_forms() -> None:
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOa0"
-    assert known_hosts_line("10.0.0.5", 22, key + " comment") == f"10.0.0.5 {key}\n"
-    assert known_hosts_line("127.0.0.1", 2222, key) == f"[127.0.0.1]:2222 {key}\n"
+    assert known_hosts_line("10.0.0.5", 22, key + " comment") == f"10.0.0.5 {key}"
+    assert known_hosts_line("127.0.0.1", 2222, key) == f"[127.0.0.1]:2222 {key}"
 
 
 def _known_hosts(login: SSHLogin, tmp_path: Path, name: str = "known_hosts") -> Path:
     path = tmp_path / name
-    path.write_text(known_hosts_line(login.sshd.host, login.sshd.port, login.sshd.host_key))
+    path.write_text(known_hosts_line(login.sshd.host, login.sshd.port, login.sshd.host_key) + "\n")
     return path
 
 

@@ -1,0 +1,184 @@
+"""The ``generic`` driver: an existing Linux host reached over SSH.
+
+Nothing is created: ``create`` records where the host is and copies the SSH key into the machine
+directory (as Docker Machine did, so the machine keeps working if the original key moves). The host
+itself is never touched by ``remove``. Its state is whether the SSH port answers, as in Docker Machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from provision.errors import DriverError, NotSupported, ProvisionError, UsageError
+
+from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+
+STATE_TIMEOUT = 3.0  # seconds for the SSH-port probe: `ls` must stay fast for an unreachable host
+REBOOT_TIMEOUT = 600.0  # seconds for a rebooted host to accept SSH again
+COPIED_KEY = "generic_ssh_key"
+# Tried in this order when --generic-ssh-key is not given (Docker Machine used ~/.ssh/id_rsa).
+DEFAULT_USER_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+
+
+class GenericDriver(Driver):
+    name = "generic"
+    description = "An existing Linux host reached over SSH; provision installs and configures Docker on it"
+    options: ClassVar[tuple[OptionSpec, ...]] = (
+        OptionSpec("generic-ip-address", "IP address or DNS name of the host", required=True,
+                   envvar="GENERIC_IP_ADDRESS"),
+        OptionSpec("generic-ssh-user", "SSH user (root, or a user with passwordless sudo)", default="root",
+                   envvar="GENERIC_SSH_USER"),
+        OptionSpec("generic-ssh-key", "private key to log in with; copied into the machine directory "
+                   "(default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa, else the machine's own generated key)",
+                   envvar="GENERIC_SSH_KEY"),
+        OptionSpec("generic-ssh-port", "SSH port", type=int, default=22, envvar="GENERIC_SSH_PORT"),
+        OptionSpec("generic-engine-port", "port Docker listens on (TLS)", type=int, default=2376,
+                   envvar="GENERIC_ENGINE_PORT"),
+    )
+    # The host's power is not ours to control; a restart is a reboot over SSH.
+    capabilities = Capabilities(start=False, stop=False, restart=True, kill=False)
+
+    # -- create / remove ----------------------------------------------------------------------------
+    def create(self) -> None:
+        ip = str(self.ctx.option("generic_ip_address") or "").strip()
+        if not ip:
+            raise UsageError("--generic-ip-address is required")
+        if ip.startswith("[") and ip.endswith("]"):
+            ip = ip[1:-1]
+        user = str(self.ctx.option("generic_ssh_user") or "root").strip()
+        ssh_port = _port(self.ctx.option("generic_ssh_port"), 22, "--generic-ssh-port")
+        engine_port = _port(self.ctx.option("generic_engine_port"), 2376, "--generic-engine-port")
+        self.ctx.data.update({"ip": ip, "ssh_user": user, "ssh_port": ssh_port, "engine_port": engine_port})
+        key_file = self._choose_key()
+        self.ctx.data["ssh_key_file"] = key_file
+        self.ctx.checkpoint()
+        if key_file == self.ctx.ssh_key_path.name:
+            public = Path(f"{self.ctx.ssh_key_path}.pub")
+            self.ctx.progress(f"No SSH key given or found in ~/.ssh: the host must accept the machine's own key "
+                              f"{public} (add it to ~{user}/.ssh/authorized_keys on {ip})")
+        else:
+            self.ctx.progress(f"Using SSH key {self.ctx.data.get('ssh_key_source')} (copied to the machine directory)")
+
+    def _choose_key(self) -> str:
+        """Copy the key the user named (or found in ~/.ssh) into the machine dir; return its file name."""
+        given = self.ctx.option("generic_ssh_key")
+        if given:
+            source = Path(os.path.expanduser(str(given)))
+            if not source.is_file():
+                raise UsageError(f"--generic-ssh-key: {source} is not a file")
+        else:
+            home = Path(self.ctx.environ.get("HOME") or Path.home())
+            candidates = [home / ".ssh" / name for name in DEFAULT_USER_KEYS]
+            source = next((c for c in candidates if c.is_file()), None)  # type: ignore[assignment]
+            if source is None:
+                return self.ctx.ssh_key_path.name
+        target = self.ctx.machine_dir / COPIED_KEY
+        try:
+            self.ctx.machine_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(source.read_bytes())
+            os.chmod(target, 0o600)
+            public = Path(f"{source}.pub")
+            if public.is_file():
+                shutil.copyfile(public, f"{target}.pub")
+        except OSError as exc:
+            raise DriverError(f"cannot copy SSH key {source}: {exc}", driver=self.name) from exc
+        self.ctx.data["ssh_key_source"] = str(source)
+        return COPIED_KEY
+
+    def remove(self) -> None:
+        """Forget the host: only the copied key goes; the host and its Docker are left as they are."""
+        for path in (self.ctx.machine_dir / COPIED_KEY, self.ctx.machine_dir / f"{COPIED_KEY}.pub"):
+            path.unlink(missing_ok=True)
+
+    # -- facts from ctx.data only -------------------------------------------------------------------
+    def _ip(self) -> str:
+        return str(self.ctx.data.get("ip") or self.ctx.option("generic_ip_address") or "")
+
+    def ip(self) -> str:
+        return self._ip()
+
+    def addresses(self) -> list[str]:
+        return [self._ip()]
+
+    def engine_bind_port(self) -> int:
+        return int(self.ctx.data.get("engine_port") or self.ctx.option("generic_engine_port") or 2376)
+
+    def engine_url(self) -> str:
+        return f"tcp://{_url_host(self._ip())}:{self.engine_bind_port()}"
+
+    def ssh_endpoint(self) -> SSHEndpoint:
+        key_file = self.ctx.data.get("ssh_key_file") or self.ctx.ssh_key_path.name
+        return SSHEndpoint(host=self._ip(), port=int(self.ctx.data.get("ssh_port") or 22),
+                           user=str(self.ctx.data.get("ssh_user") or "root"),
+                           key_path=self.ctx.machine_dir / key_file)
+
+    def extra(self) -> dict[str, Any]:
+        return {"ssh_user": self.ctx.data.get("ssh_user"), "ssh_port": self.ctx.data.get("ssh_port"),
+                "ssh_key_source": self.ctx.data.get("ssh_key_source")}
+
+    # -- state and lifecycle ------------------------------------------------------------------------
+    def state(self) -> MachineState:
+        """Running when the SSH port accepts a TCP connection, else Stopped (Docker Machine's rule)."""
+        endpoint = self.ssh_endpoint()
+        try:
+            socket.create_connection((endpoint.host, endpoint.port), timeout=STATE_TIMEOUT).close()
+        except OSError:
+            return MachineState.STOPPED
+        return MachineState.RUNNING
+
+    def restart(self) -> None:
+        """Reboot the host over SSH and return once it accepts SSH again with a new boot id."""
+        if self.ctx.remote is None:
+            raise DriverError("the machine has no SSH session to reboot it through", driver=self.name)
+        with self.ctx.remote() as session:
+            boot_id = session.run(["cat", "/proc/sys/kernel/random/boot_id"]).out.strip()
+            # Detached and delayed, so the command returns before sshd goes down with the host.
+            session.run("nohup sh -c 'sleep 1; systemctl reboot || reboot' >/dev/null 2>&1 &", sudo=True)
+        self.ctx.progress("Rebooting the host")
+        deadline = time.monotonic() + REBOOT_TIMEOUT
+        last_error = "no answer"
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            try:
+                with self.ctx.remote() as session:
+                    if session.run(["cat", "/proc/sys/kernel/random/boot_id"]).out.strip() != boot_id:
+                        return
+                    last_error = "the host has not gone down yet"
+            except ProvisionError as exc:  # down, or still booting
+                last_error = str(exc)
+        raise DriverError(f"the host did not come back from its reboot within {REBOOT_TIMEOUT:.0f}s: {last_error}",
+                          driver=self.name)
+
+    def start(self) -> None:
+        raise NotSupported("the generic driver cannot start a host: power it on yourself")
+
+    def stop(self) -> None:
+        raise NotSupported("the generic driver cannot stop a host: shut it down yourself")
+
+    def kill(self) -> None:
+        raise NotSupported("the generic driver cannot kill a host")
+
+
+def _port(value: Any, default: int, flag: str) -> int:
+    try:
+        port = int(value if value is not None else default)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{flag} must be a port number, not {value!r}") from exc
+    if not 0 < port < 65536:
+        raise UsageError(f"{flag} must be between 1 and 65535, not {port}")
+    return port
+
+
+def _url_host(host: str) -> str:
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
+    except ValueError:
+        return host

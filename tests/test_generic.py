@@ -1,0 +1,123 @@
+"""The generic driver: against a real sshd for SSH, state and key handling."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures_sshd import SSHLogin, free_port, keygen
+from drivers.base import DriverContext, MachineState
+from drivers.generic import COPIED_KEY, GenericDriver
+from provision.errors import NotSupported, UsageError
+from provision.ssh import RemoteSession
+
+
+def make_ctx(tmp_path: Path, home: Path | None = None, **values: Any) -> DriverContext:
+    options = {spec.key: spec.default for spec in GenericDriver.options}
+    options.update(values)
+    machine_dir = tmp_path / "machines" / "g1"
+    machine_dir.mkdir(parents=True)
+    keygen(machine_dir / "id_ed25519")  # the core makes the machine's own pair before create()
+    environ = {"HOME": str(home or tmp_path / "emptyhome")}
+    return DriverContext(machine_name="g1", machine_dir=machine_dir, cache_dir=tmp_path / "cache",
+                         options=options, environ=environ)
+
+
+def test_options_follow_docker_machine() -> None:
+    specs = {s.flag: s for s in GenericDriver.options}
+    assert set(specs) == {"generic-ip-address", "generic-ssh-user", "generic-ssh-key", "generic-ssh-port",
+                          "generic-engine-port"}
+    assert specs["generic-ip-address"].required and specs["generic-ip-address"].envvar == "GENERIC_IP_ADDRESS"
+    assert (specs["generic-ssh-user"].default, specs["generic-ssh-port"].default,
+            specs["generic-engine-port"].default) == ("root", 22, 2376)
+    assert specs["generic-ssh-port"].type is int
+    caps = GenericDriver.capabilities
+    assert caps.restart and caps.ssh and caps.provisions_engine and not (caps.start or caps.stop or caps.kill)
+
+
+def test_create_copies_the_given_key_and_records_the_host(tmp_path: Path) -> None:
+    key = tmp_path / "mykey"
+    keygen(key)
+    ctx = make_ctx(tmp_path, generic_ip_address="192.0.2.10", generic_ssh_key=str(key), generic_ssh_user="admin",
+                   generic_ssh_port=2222, generic_engine_port=3376)
+    checkpoints = []
+    ctx.checkpoint = lambda: checkpoints.append(dict(ctx.data))
+    driver = GenericDriver(ctx)
+    driver.create()
+    copied = ctx.machine_dir / COPIED_KEY
+    assert copied.read_bytes() == key.read_bytes() and copied.stat().st_mode & 0o777 == 0o600
+    assert Path(f"{copied}.pub").read_text() == Path(f"{key}.pub").read_text()
+    assert checkpoints and checkpoints[-1]["ip"] == "192.0.2.10"
+    assert driver.engine_url() == "tcp://192.0.2.10:3376"
+    assert driver.engine_bind_port() == 3376
+    assert driver.addresses() == ["192.0.2.10"] and driver.ip() == "192.0.2.10"
+    endpoint = driver.ssh_endpoint()
+    assert (endpoint.host, endpoint.port, endpoint.user, endpoint.key_path) == ("192.0.2.10", 2222, "admin", copied)
+    # The driver reads only its data once created: a fresh instance over the same data agrees.
+    again = GenericDriver(DriverContext("g1", ctx.machine_dir, ctx.cache_dir, options={}, data=dict(ctx.data)))
+    assert again.engine_url() == "tcp://192.0.2.10:3376" and again.ssh_endpoint() == endpoint
+    driver.remove()
+    driver.remove()  # already gone is done
+    assert not copied.exists() and not Path(f"{copied}.pub").exists()
+    assert (ctx.machine_dir / "id_ed25519").exists(), "remove leaves the core's files to the core"
+
+
+def test_default_key_comes_from_home_then_the_generated_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    keygen(home / ".ssh" / "id_rsa", "rsa")
+    ctx = make_ctx(tmp_path, home=home, generic_ip_address="2001:db8::5")
+    driver = GenericDriver(ctx)
+    driver.create()
+    assert driver.ssh_endpoint().key_path.read_bytes() == (home / ".ssh" / "id_rsa").read_bytes()
+    assert driver.engine_url() == "tcp://[2001:db8::5]:2376"
+
+    messages: list[str] = []
+    ctx2 = make_ctx(tmp_path / "two", generic_ip_address="192.0.2.11")
+    ctx2.progress = messages.append
+    driver2 = GenericDriver(ctx2)
+    driver2.create()
+    assert driver2.ssh_endpoint().key_path == ctx2.ssh_key_path
+    assert "authorized_keys" in messages[-1]
+
+
+def test_bad_input_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a file"):
+        GenericDriver(make_ctx(tmp_path, generic_ip_address="h", generic_ssh_key=str(tmp_path / "nope"))).create()
+    with pytest.raises(UsageError, match="between 1 and 65535"):
+        GenericDriver(make_ctx(tmp_path / "b", generic_ip_address="h", generic_ssh_port=70000)).create()
+    with pytest.raises(UsageError, match="required"):
+        GenericDriver(make_ctx(tmp_path / "c", generic_ip_address="")).create()
+
+
+def test_power_operations_are_not_supported(tmp_path: Path) -> None:
+    driver = GenericDriver(make_ctx(tmp_path, generic_ip_address="192.0.2.1"))
+    for op in (driver.start, driver.stop, driver.kill):
+        with pytest.raises(NotSupported):
+            op()
+
+
+@pytest.mark.sshd
+def test_state_and_ssh_through_the_copied_key(sshd_root: SSHLogin, tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, generic_ip_address="127.0.0.1", generic_ssh_port=sshd_root.sshd.port,
+                   generic_ssh_key=str(sshd_root.key_path))
+    driver = GenericDriver(ctx)
+    driver.create()
+    assert driver.state() == MachineState.RUNNING
+    with RemoteSession.connect(driver.ssh_endpoint(), known_host_key=None, machine="g1", timeout=10) as s:
+        assert s.run(["echo", "via copied key"]).out == "via copied key\n"
+    sshd_root.sshd.stop()
+    started = time.monotonic()
+    assert driver.state() == MachineState.STOPPED
+    assert time.monotonic() - started < 4
+
+
+def test_state_of_an_unused_port_is_stopped_quickly(tmp_path: Path) -> None:
+    driver = GenericDriver(make_ctx(tmp_path, generic_ip_address="127.0.0.1", generic_ssh_port=free_port()))
+    driver.create()
+    started = time.monotonic()
+    assert driver.state() == MachineState.STOPPED
+    assert time.monotonic() - started < 1
