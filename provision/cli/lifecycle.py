@@ -16,6 +16,10 @@ NAMES = typer.Argument(None, metavar="[NAME...]")
 
 def for_each(names: list[str], action: Callable[[str], object], done: str) -> None:
     """Run ``action`` on every name at once; report each failure; fail if any did."""
+    if len(names) == 1:
+        action(names[0])
+        out(f'{done} "{names[0]}".\n')
+        return
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
         futures = {name: pool.submit(action, name) for name in names}
@@ -72,6 +76,10 @@ def rm(
                                      "WARNING: This action will delete both local reference and remote "
                                      "instance.\nAre you sure?"):
         raise typer.Exit(1)
+    if len(targets) == 1:
+        service.remove(targets[0], force=force)
+        out(f"Successfully removed {targets[0]}\n")
+        return
     failures = []
     for name in targets:
         try:
