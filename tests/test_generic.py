@@ -121,3 +121,74 @@ def test_state_of_an_unused_port_is_stopped_quickly(tmp_path: Path) -> None:
     started = time.monotonic()
     assert driver.state() == MachineState.STOPPED
     assert time.monotonic() - started < 1
+
+
+# -- end to end through the CLI, against a real VM --------------------------------------------------------
+
+def _forward_same_port(vm, port: int) -> None:  # type: ignore[no-untyped-def]
+    """Forward host 127.0.0.1:PORT to the guest's PORT, so a generic machine's engine port (dockerd binds
+    it inside the host, the client dials it) works through QEMU's user networking."""
+    from drivers import qemu
+
+    qemu.qmp(Path(vm.driver.ctx.data["qmp_socket"]), "human-monitor-command",
+             {"command-line": f"hostfwd_add net0 tcp:127.0.0.1:{port}-:{port}"})
+
+
+def _cli(*args: str, timeout: float = 600) -> tuple[float, str]:
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "provision.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, f"provision {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    return elapsed, done.stdout
+
+
+@pytest.mark.qemu
+def test_create_regenerate_and_rm_a_generic_machine(docker_debian_vm, tmp_path: Path) -> None:
+
+    vm = docker_debian_vm
+    engine_port = free_port()
+    _forward_same_port(vm, engine_port)
+    create_s, _ = _cli("create", "-d", "generic", "--generic-ip-address", "127.0.0.1",
+                       "--generic-ssh-port", str(vm.port), "--generic-ssh-user", vm.user,
+                       "--generic-ssh-key", str(vm.key_path), "--generic-engine-port", str(engine_port), "gen1")
+    _, url = _cli("url", "gen1")
+    assert url.strip() == f"tcp://127.0.0.1:{engine_port}"
+    _, ls = _cli("ls")
+    assert "gen1" in ls and "generic" in ls and "Running" in ls
+
+    import subprocess
+
+    def docker_cli(*args: str) -> str:
+        done = subprocess.run(["docker", "--context", "gen1", *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert docker_cli("info", "--format", "{{.Name}}").strip() == "gen1"
+    with RemoteSession.connect(GenericDriver(_record_ctx(tmp_path, vm)).ssh_endpoint(), known_host_key=None,
+                               machine="gen1", timeout=60) as s:
+        s.run("tar -C / -ch usr/bin/sleep usr/lib/x86_64-linux-gnu/libc.so.6 lib/x86_64-linux-gnu/libc.so.6 "
+              "lib64/ld-linux-x86-64.so.2 | docker import - provision-tiny:1", sudo=True)
+    cid = docker_cli("run", "-d", "--restart", "unless-stopped", "provision-tiny:1", "/usr/bin/sleep", "100000").strip()
+    pid = docker_cli("inspect", "--format", "{{.State.Pid}}", cid).strip()
+    regen_s, _ = _cli("regenerate-certs", "-f", "gen1")
+    assert docker_cli("inspect", "--format", "{{.State.Running}} {{.State.Pid}}", cid).split() == ["true", pid]
+    docker_cli("rm", "-f", cid)
+    print(f"\ncreate -d generic: {create_s:.1f}s; regenerate-certs: {regen_s:.1f}s")
+    _cli("rm", "-f", "-y", "gen1")
+    # The host is left alone: Docker still runs there.
+    with RemoteSession.connect(GenericDriver(_record_ctx(tmp_path, vm)).ssh_endpoint(), known_host_key=None,
+                               machine="gen1", timeout=60) as s:
+        assert s.run(["systemctl", "is-active", "docker"]).out.strip() == "active"
+    assert create_s <= 28, f"create -d generic took {create_s:.1f}s"
+    assert regen_s <= 15, f"regenerate-certs took {regen_s:.1f}s"
+
+
+def _record_ctx(tmp_path: Path, vm) -> DriverContext:  # type: ignore[no-untyped-def]
+    ctx = make_ctx(tmp_path / f"direct{time.monotonic_ns()}", generic_ip_address="127.0.0.1",
+                   generic_ssh_port=vm.port, generic_ssh_user=vm.user, generic_ssh_key=str(vm.key_path))
+    GenericDriver(ctx).create()
+    return ctx

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,206 @@ def test_bad_hostname_and_install_url_are_usage_errors() -> None:
     assert _install_plan(EngineConfig("generic", "h"), detect(DEBIAN_12)) == {"method": "apt", "package": "docker.io"}
     assert _install_plan(EngineConfig("generic", "h", install_url="https://get.docker.com"),
                          detect(FEDORA_40)) == {"method": "script", "url": "https://get.docker.com"}
+
+
+# -- against real QEMU VMs (Debian 12 under TCG) ------------------------------------------------------------
+
+TINY_IMAGE_FILES = ("usr/bin/sleep", "usr/lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6",
+                    "lib64/ld-linux-x86-64.so.2")
+
+
+class EngineSetup:
+    """A store CA, the server and client certificates it issues, and a TLS docker client for a VM."""
+
+    def __init__(self, tmp_path: Path, machine: str, engine_url: str) -> None:
+        from provision.provisioner import ServerCerts
+        from provision.tls import CertificateAuthority
+
+        self.ca = CertificateAuthority(tmp_path / "certs")
+        self.ca.ensure()
+        self.machine = machine
+        self.engine_url = engine_url
+        issued = self.ca.issue_server(machine, ["127.0.0.1", "localhost", machine])
+        self.certs = ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem)
+
+    def new_server_certs(self):  # type: ignore[no-untyped-def]
+        from provision.provisioner import ServerCerts
+
+        issued = self.ca.issue_server(self.machine, ["127.0.0.1", "localhost", self.machine])
+        return ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem)
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """docker-py over mutual TLS, verifying the server against the store CA (as the core's ping does)."""
+        import docker
+        from docker.tls import TLSConfig
+
+        tls = TLSConfig(client_cert=(str(self.ca.client_cert_path), str(self.ca.client_key_path)),
+                        ca_cert=str(self.ca.ca_cert_path), verify=True)
+        return docker.DockerClient(base_url=self.engine_url.replace("tcp://", "https://"), tls=tls, timeout=60)
+
+    def served_certificate(self) -> bytes:
+        """The DER certificate dockerd presents now."""
+        import socket as socket_module
+        import ssl
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.engine_url)
+        context = ssl.create_default_context(cafile=str(self.ca.ca_cert_path))
+        context.load_cert_chain(str(self.ca.client_cert_path), str(self.ca.client_key_path))
+        with socket_module.create_connection((parts.hostname, parts.port), timeout=30) as raw:
+            with context.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+                return tls.getpeercert(binary_form=True)
+
+
+def vm_session(vm):  # type: ignore[no-untyped-def]
+    from drivers.base import SSHEndpoint
+
+    return RemoteSession.connect(SSHEndpoint(vm.host, vm.port, vm.user, vm.key_path), known_host_key=None,
+                                 machine="vm", timeout=120)
+
+
+def ping(setup: EngineSetup) -> dict:
+    client = setup.client()
+    try:
+        assert client.ping() is True
+        return client.info()
+    finally:
+        client.close()
+
+
+def _wait_tls(setup: EngineSetup, timeout: float = 60) -> dict:
+    """dockerd answers on TCP a moment after systemd calls it started; bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return ping(setup)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.mark.qemu
+def test_configures_preinstalled_docker_without_reinstalling(docker_debian_vm, tmp_path: Path) -> None:
+    from provision.provisioner import EngineConfig, provision_engine
+
+    vm = docker_debian_vm
+    setup = EngineSetup(tmp_path, "vm-docker", vm.driver.engine_url())
+    config = EngineConfig("local", "vm-docker", bind_port=vm.driver.engine_bind_port(), labels=["team=qa"])
+    messages: list[str] = []
+    started = time.monotonic()
+    with vm_session(vm) as s:
+        connected = time.monotonic()
+        facts = provision_engine(s, config, setup.certs, messages.append)
+        round_trips = s.commands_run
+    elapsed = time.monotonic() - started
+    print(f"\nprovision_engine on preinstalled docker: {elapsed:.1f}s total, "
+          f"{time.monotonic() - connected:.1f}s after connect, {round_trips} SSH round trips")
+    assert round_trips == 2, "probe + configure"
+    assert not facts.installed and facts.restarted
+    assert (facts.os_id, facts.os_version) == ("debian", "12")
+    assert any("already installed" in m for m in messages)
+    info = _wait_tls(setup)
+    assert facts.storage_driver == info["Driver"] and facts.docker_version == info["ServerVersion"]
+    assert "provider=local" in info["Labels"] and "team=qa" in info["Labels"]
+    assert info["Name"] == "vm-docker", "the hostname was set"
+    assert info.get("LiveRestoreEnabled") is True
+
+    # A second run with the same settings changes nothing and restarts nothing.
+    with vm_session(vm) as s:
+        again = provision_engine(s, config, setup.certs, messages.append)
+        assert s.commands_run == 2
+        dropin = s.read_file("/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True).decode()
+        key_mode = s.run(["stat", "-c", "%a", "/etc/docker/server-key.pem"], sudo=True).out.strip()
+        hosts = s.read_file("/etc/hosts").decode()
+        socket_unit = s.run(["systemctl", "is-active", "docker.socket"], check=False).out.strip()
+        local_ok = s.run(["docker", "version", "--format", "{{.Server.Version}}"], sudo=True).out.strip()
+    assert not again.restarted and again.storage_driver == facts.storage_driver
+    assert key_mode == "600"
+    assert hosts.count("127.0.1.1") == 1 and "127.0.1.1 vm-docker" in hosts
+    assert "-H unix:///var/run/docker.sock" in dropin and "--tlsverify" in dropin and "fd://" not in dropin
+    assert local_ok == facts.docker_version, "the unix socket still works beside TCP"
+    print(f"docker.socket after provisioning: {socket_unit}")
+    _wait_tls(setup)
+
+
+@pytest.mark.qemu
+def test_new_certificates_keep_a_running_container_running(docker_debian_vm, tmp_path: Path) -> None:
+    from provision.provisioner import EngineConfig, install_certs, provision_engine
+
+    vm = docker_debian_vm
+    setup = EngineSetup(tmp_path, "vm-certs", vm.driver.engine_url())
+    with vm_session(vm) as s:
+        provision_engine(s, EngineConfig("local", "vm-certs", bind_port=vm.driver.engine_bind_port()),
+                         setup.certs, lambda m: None)
+        # A tiny image from the guest's own files: no registry is reachable from here.
+        s.run("tar -C / -ch " + " ".join(TINY_IMAGE_FILES) + " | docker import - provision-tiny:1", sudo=True)
+    _wait_tls(setup)
+    client = setup.client()
+    try:
+        container = client.containers.run("provision-tiny:1", ["/usr/bin/sleep", "100000"], detach=True,
+                                          restart_policy={"Name": "unless-stopped"})
+        container.reload()
+        before = (container.attrs["State"]["Pid"], container.attrs["State"]["StartedAt"])
+        assert container.status == "running"
+    finally:
+        client.close()
+    old_cert = setup.served_certificate()
+    fresh = setup.new_server_certs()
+    setup.certs = fresh
+    messages: list[str] = []
+    started = time.monotonic()
+    with vm_session(vm) as s:
+        install_certs(s, fresh, messages.append)
+        round_trips = s.commands_run
+    elapsed = time.monotonic() - started
+    print(f"\ninstall_certs: {elapsed:.1f}s, {round_trips} SSH round trip(s)")
+    assert round_trips == 1
+    assert "Restarting Docker" in messages
+    _wait_tls(setup)
+    assert setup.served_certificate() != old_cert, "dockerd serves the new certificate"
+    from cryptography import x509
+
+    assert x509.load_der_x509_certificate(setup.served_certificate()) == x509.load_pem_x509_certificate(fresh.cert_pem)
+    client = setup.client()
+    try:
+        container = client.containers.get(container.id)
+        assert container.status == "running"
+        assert (container.attrs["State"]["Pid"], container.attrs["State"]["StartedAt"]) == before, \
+            "the same process kept running through the restart"
+        container.remove(force=True)
+    finally:
+        client.close()
+
+
+@pytest.mark.qemu
+def test_installs_docker_io_on_a_bare_debian(bare_debian_vm, tmp_path: Path) -> None:
+    from provision.provisioner import EngineConfig, provision_engine
+
+    vm = bare_debian_vm
+    with vm_session(vm) as s:
+        assert s.run("command -v dockerd", check=False).rc != 0, "the bare VM has no Docker yet"
+        reachable = s.run("LC_ALL=C apt-get -q update -o Acquire::Retries=0 >/dev/null 2>&1", sudo=True,
+                          check=False, timeout=300).rc == 0
+    if not reachable:
+        pytest.skip("the guest cannot reach the Debian mirror through QEMU user networking")
+    setup = EngineSetup(tmp_path, "vm-bare", vm.driver.engine_url())
+    messages: list[str] = []
+    started = time.monotonic()
+    with vm_session(vm) as s:
+        facts = provision_engine(s, EngineConfig("generic", "vm-bare", bind_port=vm.driver.engine_bind_port()),
+                                 setup.certs, messages.append)
+        round_trips = s.commands_run
+    print(f"\nprovision_engine with install on bare Debian: {time.monotonic() - started:.1f}s, "
+          f"{round_trips} SSH round trips")
+    assert facts.installed and round_trips == 3
+    assert any("Installing docker.io" in m for m in messages)
+    assert not any("Updating the package lists" in m for m in messages), "lists were fresh: no second update"
+    info = _wait_tls(setup)
+    assert info["ServerVersion"] == facts.docker_version and "provider=generic" in info["Labels"]
+    # Installed once, then only configured.
+    with vm_session(vm) as s:
+        again = provision_engine(s, EngineConfig("generic", "vm-bare", bind_port=vm.driver.engine_bind_port()),
+                                 setup.certs, messages.append)
+        assert s.commands_run == 2
+    assert not again.installed and not again.restarted
