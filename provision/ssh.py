@@ -31,6 +31,14 @@ RETRY_INTERVAL = 1.0
 _SUDO_PASSWORD_MARKERS = ("a password is required", "a terminal is required", "no tty present")
 
 
+class _AuthFailed(Exception):
+    """Internal: carries the user-facing error out of one attempt so ``connect`` decides on a retry."""
+
+    def __init__(self, error: SSHError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass(frozen=True)
 class RemoteResult:
     out: str
@@ -94,20 +102,29 @@ class RemoteSession:
     # -- connecting -------------------------------------------------------------------------------
     @classmethod
     def connect(cls, endpoint: SSHEndpoint, *, known_host_key: str | None, machine: str,
-                timeout: float = 120.0, log: Callable[[str], None] | None = None) -> RemoteSession:
+                timeout: float = 120.0, log: Callable[[str], None] | None = None,
+                auth_retry: float = 0.0) -> RemoteSession:
         """Connect, retrying while the port is closed or the server is still starting, for at most
-        ``timeout`` seconds. Authentication failures and host-key mismatches are final: retrying them
-        only hides the real problem."""
+        ``timeout`` seconds. Host-key mismatches are final, and so are authentication failures unless
+        ``auth_retry`` > 0: then they are retried for that many seconds (a freshly booted cloud VM may run
+        sshd a moment before cloud-init has written the user's authorized_keys)."""
         import paramiko
 
         pkey = _load_private_key(endpoint.key_path)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         attempts = 0
         last_error = "no attempt made"
         while True:
             attempts += 1
             try:
                 return cls._connect_once(endpoint, pkey, known_host_key, machine, log, deadline)
+            except _AuthFailed as exc:
+                if time.monotonic() - started + RETRY_INTERVAL >= min(auth_retry, timeout):
+                    raise exc.error from None
+                last_error = str(exc.error)
+                if log:
+                    log(f"authentication refused, retrying for up to {auth_retry:.0f}s: {last_error}")
             except (HostKeyMismatch, SSHError):
                 raise
             except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -155,12 +172,12 @@ class RemoteSession:
             try:
                 transport.auth_publickey(endpoint.user, pkey)
             except paramiko.AuthenticationException as exc:
-                raise SSHError(
+                raise _AuthFailed(SSHError(
                     f'SSH authentication as "{endpoint.user}" on {endpoint.host}:{endpoint.port} '
                     f'(machine "{machine}") was refused for key {endpoint.key_path}: {exc}',
                     hint="check the SSH user and that the key's .pub is in the user's authorized_keys",
                     machine=machine,
-                ) from exc
+                )) from exc
             transport.set_keepalive(30)
             return cls(transport, endpoint, machine, seen, log)
         except BaseException:

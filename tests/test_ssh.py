@@ -303,3 +303,20 @@ def test_scp_both_directions_and_between_two_machines(sshd_root: SSHLogin, tmp_p
         other.stop()
         shutil.rmtree(other.workdir, ignore_errors=True)
         shutil.rmtree(remote_dir, ignore_errors=True)
+
+
+def test_auth_retry_waits_for_a_key_authorized_late(sshd_root: SSHLogin, tmp_path: Path) -> None:
+    late = tmp_path / "late"
+    keygen(late)
+    endpoint = SSHEndpoint("127.0.0.1", sshd_root.sshd.port, "root", late)
+    started = time.monotonic()
+    with pytest.raises(SSHError, match="authentication"):
+        RemoteSession.connect(endpoint, known_host_key=None, machine="m", timeout=30, auth_retry=2)
+    assert 1.0 <= time.monotonic() - started < 6, "retried, and bounded by auth_retry"
+    timer = threading.Timer(1.5, sshd_root.sshd.authorize, args=[Path(f"{late}.pub").read_text()])
+    timer.start()
+    try:
+        with RemoteSession.connect(endpoint, known_host_key=None, machine="m", timeout=30, auth_retry=20) as s:
+            assert s.run(["echo", "in"]).out == "in\n"
+    finally:
+        timer.join()

@@ -33,7 +33,7 @@ DOCKER_PACKAGES = {
     "amazon": ["docker", "containerd", "runc"],
     "rhel": ["docker-ce", "docker-ce-cli", "containerd.io"],
 }
-_HOSTNAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$")
+_HOST_LABEL = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 
 
 @dataclass
@@ -134,8 +134,9 @@ def _facts(os_info: OSInfo, out: ScriptOutput, *, installed: bool) -> EngineFact
 
 
 def _check_hostname(name: str) -> None:
-    if not _HOSTNAME.match(name) or name.endswith(("-", ".")):
-        raise UsageError(f"{name!r} cannot be a hostname (letters, digits, dots and dashes, at most 63 characters)")
+    if len(name) > 253 or not all(_HOST_LABEL.match(label) for label in name.split(".")):
+        raise UsageError(f"{name!r} cannot be a hostname (dot-separated labels of letters, digits and inner "
+                         "dashes, each at most 63 characters)")
 
 
 def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
