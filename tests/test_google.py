@@ -429,3 +429,89 @@ def test_unreachable_endpoint_is_one_clear_error(gce: GCE, tmp_path: Path) -> No
     driver = make_driver(gce, tmp_path, google_endpoint=f"http://127.0.0.1:{_closed_loopback_port()}")
     with pytest.raises(DriverError, match="cannot reach http://127.0.0.1"):
         driver.create()
+
+
+# -- through the CLI (never reaching an instance address: only creates that fail before SSH) ------------
+# The CLI runs in a child process; this audit hook there refuses any resolve or connect off loopback and
+# notes it in a file, so the test sees it even if the CLI swallowed the error.
+GUARDED_CLI = """
+import os, sys
+log = os.environ["PROVISION_TEST_STRAY_LOG"]
+def guard(event, args):
+    host = None
+    if event == "socket.connect" and isinstance(args[1], tuple):
+        host = args[1][0]
+    elif event == "socket.getaddrinfo":
+        host = args[0]
+    if host is not None and host not in ("127.0.0.1", "::1", "localhost", b"127.0.0.1", b"localhost"):
+        with open(log, "a") as f:
+            f.write(f"{event} {host!r}\\n")
+        raise OSError(f"test guard: {event} to {host!r} refused")
+sys.addaudithook(guard)
+from provision.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    strays = tmp_path / "strays.log"
+    result = subprocess.run([sys.executable, "-c", GUARDED_CLI, *args], capture_output=True, text=True,
+                            timeout=180, env={**os.environ, "PROVISION_TEST_STRAY_LOG": str(strays), **(env or {})})
+    assert not strays.exists(), f"the CLI tried to leave loopback: {strays.read_text()}"
+    return result
+
+
+def machines_in_store() -> list[str]:
+    import os
+
+    root = Path(os.environ["PROVISION_STORAGE_PATH"]) / "machines"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_cli_help_lists_the_google_flags(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "create", "-d", "google", "--help")
+    assert result.returncode == 0, result.stderr
+    for spec in OPTIONS:
+        assert f"--{spec.flag}" in result.stdout
+        assert spec.envvar in result.stdout
+
+
+def test_cli_missing_project_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOOGLE_PROJECT", raising=False)
+    result = run_cli(tmp_path, "create", "-d", "google", "m1")
+    assert result.returncode == 2
+    assert "--google-project" in result.stderr and "Traceback" not in result.stderr
+    assert machines_in_store() == []
+
+
+@pytest.mark.parametrize("fault", [
+    Fault("instances.insert"),
+    Fault("instances.insert", operation_error=False, http_status=403, code="forbidden",
+          message="Required 'compute.instances.create' permission"),
+])
+def test_cli_create_failing_at_instance_insert_leaves_nothing(gce: GCE, tmp_path: Path, fault: Fault) -> None:
+    baseline = gce.fake.resources()
+    gce.fake.inject(fault)
+    result = run_cli(tmp_path, "create", "-d", "google", "--google-project", "test-project",
+                     "--google-endpoint", gce.endpoint, "gm1")
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert fault.code in lines[-1] or fault.message in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    assert gce.fake.resources() == baseline
+    assert machines_in_store() == []
+    # It got as far as the insert, and rolled back the firewall rule made before it.
+    calls = [(r["method"], r["path"]) for r in gce.fake.requests]
+    assert ("POST", "/compute/v1/projects/test-project/zones/us-central1-a/instances") in calls
+    assert ("DELETE", "/compute/v1/projects/test-project/global/firewalls/provision-gm1") in calls
+    gce.assert_only_loopback_requests()
+
+
+def test_cli_unknown_zone_is_one_clear_line(gce: GCE, tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "create", "-d", "google", "--google-project", "test-project",
+                     "--google-zone", "mars-north1-a", "--google-endpoint", gce.endpoint, "gm2")
+    assert result.returncode == 1
+    assert 'Project "test-project" or zone "mars-north1-a" does not exist' in result.stderr.strip().splitlines()[-1]
+    assert machines_in_store() == [] and gce.fake.resources()["instances"] == []
