@@ -483,6 +483,8 @@ class Machines:
             state, error = MachineState.ERROR, exc.message
         except Exception as exc:  # a third-party driver's bug must not break `ls`
             state, error = MachineState.ERROR, f"{type(exc).__name__}: {exc}"
+        if not error:
+            error = _expiry_warning(record)
         elapsed = int((time.monotonic() - started) * 1000)
         return Listing(record.name, active, record.driver, str(state), url, docker, error,
                        record.engine.labels, elapsed)
@@ -577,6 +579,26 @@ class Machines:
         driver = self.driver_for(record)
         with self._session(record, driver) as session:
             yield session
+
+
+def _expiry_warning(record: MachineRecord) -> str:
+    """Warn in `ls` a month before the server certificate expires."""
+    if record.server_cert is None:
+        return ""
+    from datetime import datetime, timezone
+
+    from .tls import EXPIRY_WARNING
+
+    try:
+        not_after = datetime.fromisoformat(record.server_cert.not_after)
+    except ValueError:
+        return ""
+    now = datetime.now(timezone.utc)
+    if not_after <= now:
+        return f"server certificate expired on {not_after:%Y-%m-%d}; run regenerate-certs"
+    if not_after - now < EXPIRY_WARNING:
+        return f"server certificate expires on {not_after:%Y-%m-%d}; run regenerate-certs"
+    return ""
 
 
 def _registry():  # type: ignore[no-untyped-def]
