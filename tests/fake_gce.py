@@ -38,6 +38,8 @@ from urllib.parse import parse_qs, urlsplit
 SELF_LINK_ROOT = "https://www.googleapis.com/compute/v1/"
 API_PREFIX = "/compute/v1/"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
+COMPUTE_SCOPES = {"https://www.googleapis.com/auth/cloud-platform", "https://www.googleapis.com/auth/compute"}
 
 DEFAULT_ZONES = ("us-central1-a", "us-central1-b", "us-central1-c", "europe-west1-b")
 MACHINE_TYPES = ("e2-micro", "e2-small", "e2-medium", "e2-standard-2", "e2-standard-4",
@@ -700,8 +702,10 @@ class FakeGCE:
         token = header[len("Bearer "):]
         if self.tokens.get(token, 0) > time.time():
             return
-        if token.count(".") == 2 and self._verify_jwt(token, audience=None) is not None:
-            return
+        claims = self._verify_jwt(token, audience=None) if token.count(".") == 2 else None
+        if claims is not None and (claims.get("aud") == "https://compute.googleapis.com/"
+                                   or set(str(claims.get("scope", "")).split()) & COMPUTE_SCOPES):
+            return  # a self-signed JWT (AIP-4111): for this API by audience, or by scope
         raise ApiError(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 access "
                        "token, login cookie or other valid authentication credential.", status="UNAUTHENTICATED")
 
@@ -730,10 +734,12 @@ class FakeGCE:
             return None
         return claims
 
-    def token(self, form: dict[str, str], token_url: str) -> tuple[int, dict[str, Any]]:
+    def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         grant = form.get("grant_type")
         if grant == JWT_GRANT:
-            claims = self._verify_jwt(form.get("assertion", ""), audience=token_url)
+            # google-auth addresses the grant to Google's token endpoint whatever token_uri says, and the
+            # real endpoint wants exactly that audience.
+            claims = self._verify_jwt(form.get("assertion", ""), audience=GOOGLE_TOKEN_AUDIENCE)
             if claims is None:
                 return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
         elif grant == "refresh_token":
@@ -875,7 +881,7 @@ class _Handler(BaseHTTPRequestHandler):
             if split.path == "/token" and self.command == "POST":
                 form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
                 with fake.lock:
-                    status, answer = fake.token(form, f"http://{self.headers.get('Host', '')}/token")
+                    status, answer = fake.token(form)
                 self._send(status, answer)
                 return
             body = json.loads(raw) if raw else {}
