@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import select
 import shlex
 import socket
@@ -110,6 +111,11 @@ class RemoteSession:
         sshd a moment before cloud-init has written the user's authorized_keys)."""
         import paramiko
 
+        # paramiko logs every failed handshake with a traceback; with no handler configured Python would
+        # print those to stderr. Our retry loop reports the outcome itself.
+        paramiko_log = logging.getLogger("paramiko")
+        if not any(isinstance(h, logging.NullHandler) for h in paramiko_log.handlers):
+            paramiko_log.addHandler(logging.NullHandler())
         pkey = _load_private_key(endpoint.key_path)
         started = time.monotonic()
         deadline = started + timeout
