@@ -45,6 +45,10 @@ MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e
                 "e2scrub_reap.service", "dpkg-db-backup.timer")
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200n8 earlyprintk=ttyS0,115200 panic=-1"
 MANIFEST = "manifest.json"
+# Files rendered into the image; with the package list and the command line they form the recipe,
+# whose digest names the cache entry, so a changed recipe builds a new image instead of reusing an old one.
+BASE_IMAGE_TEMPLATES = ("fstab", "90-provision-dhcp.network", "90-provision.cfg", "ssh-provision.conf",
+                        "initramfs-provision.conf", "initramfs-hook")
 BUILD_LOCK_TIMEOUT = 45 * 60  # a build under a slow mirror takes minutes; waiting longer means it is stuck
 BUILD_TIMEOUT = 40 * 60
 CHECKSUM_FILES = ("SHA512SUMS", "SHA256SUMS")
@@ -156,7 +160,7 @@ def _deb822_entries(text: str) -> Iterator[tuple[str, list[str]]]:
 def ensure_debian_image(variant: str, *, cache_dir: Path, mirror: str, progress: Progress) -> BaseImage:
     from filelock import FileLock, Timeout
 
-    image_dir = cache_dir / "local" / f"{variant}-{SUITE}"
+    image_dir = cache_dir / "local" / f"{variant}-{SUITE}-{recipe_digest(variant)}"
     image_dir.parent.mkdir(parents=True, exist_ok=True)
     cached = _read_manifest(image_dir)
     if cached is not None:
@@ -180,6 +184,14 @@ def ensure_debian_image(variant: str, *, cache_dir: Path, mirror: str, progress:
         lock.release()
 
 
+def recipe_digest(variant: str) -> str:
+    recipe = hashlib.sha256()
+    for part in (SUITE, KERNEL_CMDLINE, *VARIANTS[variant],
+                 *(render(f"cloud-init/base-image/{name}") for name in BASE_IMAGE_TEMPLATES)):
+        recipe.update(part.encode() + b"\0")
+    return recipe.hexdigest()[:12]
+
+
 def _build_debian_image(variant: str, image_dir: Path, *, mirror: str, progress: Progress) -> BaseImage:
     if os.geteuid() != 0:
         raise DriverError(
@@ -199,10 +211,19 @@ def _build_debian_image(variant: str, image_dir: Path, *, mirror: str, progress:
     work.mkdir(parents=True)
     try:
         root = work / "root"
+        initramfs_conf = work / "initramfs-provision.conf"
+        initramfs_conf.write_text(render("cloud-init/base-image/initramfs-provision.conf"))
+        initramfs_hook = work / "initramfs-hook"
+        initramfs_hook.write_text(render("cloud-init/base-image/initramfs-hook"))
         progress(f"building the {variant} base image from {mirror} (mmdebstrap, a few minutes, once)")
         _run([
             "mmdebstrap", "--variant=apt", "--mode=root", "--format=directory", "--components=main",
             f"--include={','.join(VARIANTS[variant])}",
+            # The initrd is generated when the kernel package installs: its config must be there first.
+            '--essential-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks"',
+            f"--essential-hook=upload {initramfs_conf} /etc/initramfs-tools/conf.d/provision.conf",
+            f"--essential-hook=upload {initramfs_hook} /etc/initramfs-tools/hooks/provision-virtio",
+            '--essential-hook=chmod 755 "$1/etc/initramfs-tools/hooks/provision-virtio"',
             SUITE, str(root), f"deb {mirror} {SUITE} main", f"deb {mirror} {SUITE}-updates main",
         ], what="mmdebstrap", progress=progress, timeout=BUILD_TIMEOUT)
         _customize_root(root)
@@ -425,8 +446,16 @@ def disk_format(path: Path) -> str:
 def _read_manifest(image_dir: Path) -> BaseImage | None:
     try:
         data = json.loads((image_dir / MANIFEST).read_text())
-        image = BaseImage.from_data(data["image"])
-    except (OSError, ValueError, KeyError, DriverError):
+        recorded = dict(data["image"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # The files sit beside the manifest: rebase them so a moved cache directory stays valid.
+    for key in ("disk", "kernel", "initrd"):
+        if recorded.get(key):
+            recorded[key] = str(image_dir / Path(recorded[key]).name)
+    try:
+        image = BaseImage.from_data(recorded)
+    except (KeyError, DriverError):
         return None
     return None if image.missing() else image
 

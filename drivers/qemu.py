@@ -66,15 +66,21 @@ class ProbeVerdict(enum.Enum):
     FAIL = "fail"
 
 
-def probe_verdict(*, accel: str, requested: str, console_bytes: int) -> ProbeVerdict:
-    """What to do once the console probe's bound has passed.
+# The kernel's first console line. Under a hung accelerator the console may still show the boot
+# stub's own output ("Probing EDD ... ok", seen on nested KVM here) and then nothing: bytes alone prove
+# nothing, the kernel's banner does.
+KERNEL_BANNER = "Linux version"
 
-    A guest whose serial console stays empty under a hardware accelerator is hung (nested KVM can
+
+def probe_verdict(*, accel: str, requested: str, console: str) -> ProbeVerdict:
+    """What to do once the console probe's bound has passed, given what the console showed.
+
+    A guest whose kernel never prints its banner under a hardware accelerator is hung (nested KVM can
     accept a guest and never run it). With ``auto`` we retry under TCG; an accelerator the user asked
     for by name fails with an explanation instead of silently becoming another. TCG has no slower
     fallback, so it is never judged here: the SSH wait bounds it.
     """
-    if console_bytes > 0 or accel == "tcg":
+    if KERNEL_BANNER in console or accel == "tcg":
         return ProbeVerdict.OK
     if requested == "auto":
         return ProbeVerdict.FALL_BACK_TO_TCG
