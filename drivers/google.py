@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from provision.errors import DriverError, UsageError
 
 from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
-from .gce_api import DRIVER, ComputeApi, ResourceNotFound, ignore_missing, last_segment, load_credentials
+from .gce_api import DRIVER, ComputeApi, ResourceNotFound, ignore_missing, load_credentials
 
 DEFAULT_IMAGE_PROJECT = "debian-cloud"
 DEFAULT_IMAGE_FAMILY = "debian-12"
@@ -303,7 +303,7 @@ class GoogleDriver(Driver):
             ignore_missing(lambda: api.run(f"Deleting instance {name}", "InstancesClient", "delete_unary",
                                            timeout=LIFECYCLE_TIMEOUT, project=self.project, zone=self.zone,
                                            instance=name))
-            self._forget("instance")
+            self._forget("instance", "instance_id", "external_ip", "internal_ip", "hostname")
         if data.get("boot_disk"):
             # Auto-deleted with the instance normally; deleted here when the instance never came to be
             # or the disk was set to outlive it.

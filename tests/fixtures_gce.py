@@ -13,7 +13,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,6 @@ class GCE:
     credentials_file: Path
     project: str = "test-project"
     zone: str = "us-central1-a"
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:

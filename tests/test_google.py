@@ -73,7 +73,7 @@ def reopen(driver: GoogleDriver) -> GoogleDriver:
 # -- declared data and pure helpers -------------------------------------------------------------------
 def test_importing_the_driver_does_not_import_compute_v1() -> None:
     code = ("import sys, drivers.google, drivers.gce_api; from drivers import registry; "
-            "registry.load('google'); print(sorted(m for m in sys.modules if m.startswith('google.cloud')))")
+            "registry.load('google'); print(sorted(m for m in sys.modules if m.startswith('google')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
 
@@ -165,7 +165,7 @@ def test_create_then_remove_leaves_nothing(gce: GCE, tmp_path: Path) -> None:
 
     later.remove()
     assert gce.fake.resources() == baseline
-    assert later.state() is MachineState.NOT_FOUND
+    assert later.state() is MachineState.NOT_FOUND and later.addresses() == []
     later.remove()  # a second remove finds nothing to do
 
 
@@ -385,6 +385,35 @@ def test_missing_credentials_is_a_credentials_error(gce: GCE, tmp_path: Path,
     assert "application-default login" in (caught.value.hint or "")
     assert gce.fake.requests == [] and gce.fake.resources()["instances"] == []
     assert not any(key in driver.ctx.data for key in ("instance", "firewall"))
+
+
+def test_the_metadata_server_probe_is_bounded_and_stays_on_loopback(tmp_path: Path) -> None:
+    """With no key file and no gcloud ADC, google.auth probes the metadata server. Here it is a loopback
+    socket that accepts and never answers: the probe must give up in bounded time with a CredentialsError."""
+    import os
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NO_GCE_CHECK", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG")}
+        env.update(GCE_METADATA_HOST=host, GCE_METADATA_IP=host, PROVISION_TEST_STRAY_LOG=str(tmp_path / "strays"))
+        code = GUARDED_CLI.split("from provision.cli.main")[0] + (
+            "from drivers.gce_api import load_credentials\n"
+            "from provision.errors import CredentialsError\n"
+            "try:\n    load_credentials()\nexcept CredentialsError as exc:\n    print('CredentialsError:', exc)\n")
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=60)
+        elapsed = time.monotonic() - started
+        silent.settimeout(1)
+        probe, _ = silent.accept()  # the probe did come here, and only here
+        probe.close()
+    assert not (tmp_path / "strays").exists()
+    assert result.stdout.startswith("CredentialsError: No usable Google credentials"), result.stderr
+    assert elapsed < 20, f"the metadata probe took {elapsed:.1f} s"
 
 
 def test_credentials_the_api_refuses(gce: GCE, tmp_path: Path) -> None:
