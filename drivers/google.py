@@ -161,10 +161,6 @@ class GoogleDriver(Driver):
     def zone(self) -> str:
         return str(self.ctx.data.get("zone") or self.ctx.option("google_zone") or "us-central1-a")
 
-    @property
-    def instance_name(self) -> str:
-        return str(self.ctx.data.get("instance_name") or gce_name(self.ctx.machine_name))
-
     def _api(self) -> ComputeApi:
         endpoint = self.ctx.data.get("endpoint") or self.ctx.option("google_endpoint") or None
         return ComputeApi(project=self.project, credentials=load_credentials(), endpoint=endpoint)
@@ -186,7 +182,7 @@ class GoogleDriver(Driver):
             raise UsageError("--google-preemptible and --google-spot exclude each other")
         public_key = self.ctx.ssh_key_path.with_suffix(".pub").read_text().strip()
         allowed = firewall_rules(_split(opt("google_open_port")), self.engine_bind_port())
-        self._save(project=self.project, zone=self.zone, instance_name=name,
+        self._save(project=self.project, zone=self.zone,
                    endpoint=opt("google_endpoint") or None, ssh_user=opt("google_username") or "docker-user",
                    use_internal_ip=bool(opt("google_use_internal_ip") or opt("google_use_internal_ip_only")))
         api = self._api()

@@ -199,6 +199,26 @@ def test_a_failure_at_each_step_is_cleaned_up_by_remove(gce: GCE, tmp_path: Path
     assert gce.fake.resources() == baseline
 
 
+def test_a_name_taken_by_someone_else_is_refused_and_their_resources_kept(gce: GCE, tmp_path: Path) -> None:
+    other = make_driver(gce, tmp_path / "other-store", "taken")
+    other.create()
+    before = gce.fake.resources()
+    ours = make_driver(gce, tmp_path, "taken")
+    with pytest.raises(DriverError, match="already exists"):
+        ours.create()  # the firewall rule name is taken first
+    ours.remove()
+    assert gce.fake.resources() == before
+    with gce.fake.lock:  # now only the instance name is taken: our new rule must be rolled back
+        del gce.fake.projects["test-project"].firewalls["provision-taken"]
+    ours = make_driver(gce, tmp_path, "taken")
+    with pytest.raises(DriverError, match="instances/taken' already exists"):
+        ours.create()
+    ours.remove()
+    assert gce.fake.resources()["instances"] == ["us-central1-a/taken"]
+    assert gce.fake.resources()["disks"] == ["us-central1-a/taken"]
+    assert gce.fake.resources()["firewalls"] == ["default-allow-internal"]
+
+
 def test_unknown_machine_type_is_a_clear_error_and_leaves_nothing(gce: GCE, tmp_path: Path) -> None:
     baseline = gce.fake.resources()
     driver = make_driver(gce, tmp_path, google_machine_type="e2-gigantic")
@@ -385,6 +405,7 @@ def test_missing_credentials_is_a_credentials_error(gce: GCE, tmp_path: Path,
     assert "application-default login" in (caught.value.hint or "")
     assert gce.fake.requests == [] and gce.fake.resources()["instances"] == []
     assert not any(key in driver.ctx.data for key in ("instance", "firewall"))
+    driver.remove()  # the core's rollback: nothing was made, so nothing to ask (and no second error)
 
 
 def test_the_metadata_server_probe_is_bounded_and_stays_on_loopback(tmp_path: Path) -> None:
