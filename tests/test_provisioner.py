@@ -440,3 +440,23 @@ def test_installs_docker_io_on_a_bare_debian(bare_debian_vm, tmp_path: Path) -> 
                                  setup.certs, messages.append)
         assert s.commands_run == 2
     assert not again.installed and not again.restarted
+
+
+@pytest.mark.qemu
+def test_upgrade_in_place_keeps_the_engine_configured(bare_debian_vm, tmp_path: Path) -> None:
+    """Runs after the install test (same session VM): upgrades docker.io from the mirror, no reinstall."""
+    from provision.provisioner import EngineConfig, upgrade_engine
+
+    vm = bare_debian_vm
+    with vm_session(vm) as s:
+        if s.run("command -v dockerd", check=False).rc != 0:
+            pytest.skip("Docker was not installed by the install test (mirror unreachable)")
+        before = s.read_file("/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True)
+        messages: list[str] = []
+        facts = upgrade_engine(s, EngineConfig("generic", "vm-bare"), messages.append)
+        after = s.read_file("/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True)
+        version = s.run(["docker", "version", "--format", "{{.Server.Version}}"], sudo=True).out.strip()
+        assert s.commands_run == 5  # probe, upgrade, 2 reads, version
+    assert any(m.startswith("Upgrading") and "docker.io" in m for m in messages)
+    assert facts.docker_version == version and facts.storage_driver
+    assert before == after, "the drop-in survives the upgrade"
