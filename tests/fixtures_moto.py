@@ -103,6 +103,76 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=10)
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", b"127.0.0.1", b"localhost"})
+
+
+class LoopbackGuard:
+    """A process audit hook that, while armed, refuses any resolve or connect off loopback and notes it.
+
+    Audit hooks cannot be removed, so one is installed once and armed only during AWS tests. It proves
+    the driver never dials an address moto hands out, instead of trusting that it does not.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.strays: list[str] = []
+        self.installed = False
+
+    def install(self) -> None:
+        if not self.installed:
+            sys.addaudithook(self._hook)
+            self.installed = True
+
+    def _hook(self, event: str, args: tuple) -> None:  # type: ignore[type-arg]
+        if not self.armed or event not in ("socket.connect", "socket.getaddrinfo"):
+            return
+        if event == "socket.connect":
+            address = args[1]
+            if not isinstance(address, tuple):
+                return  # a unix socket
+            host = address[0]
+        else:
+            host = args[0]
+        if host not in LOOPBACK:
+            self.strays.append(f"{event} {host!r}")
+            raise OSError(f"test guard: {event} to {host!r} refused (only loopback is allowed)")
+
+
+GUARD = LoopbackGuard()
+
+# The same guard for a CLI run in a child process: prepended to ``provision.cli.main``.
+GUARDED_CLI = """
+import os, sys
+log = os.environ["PROVISION_TEST_STRAY_LOG"]
+def guard(event, args):
+    if event == "socket.connect" and isinstance(args[1], tuple):
+        host = args[1][0]
+    elif event == "socket.getaddrinfo":
+        host = args[0]
+    else:
+        return
+    if host not in ("127.0.0.1", "::1", "localhost", b"127.0.0.1", b"localhost"):
+        with open(log, "a") as f:
+            f.write(f"{event} {host!r}\\n")
+        raise OSError(f"test guard: {event} to {host!r} refused")
+sys.addaudithook(guard)
+sys.argv[0] = "provision"
+from provision.cli.main import main
+sys.exit(main())
+"""
+
+
+def run_guarded_cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
+                    timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """``provision ARGS`` in a child process that may not leave loopback (asserted)."""
+    strays = tmp_path / "strays.log"
+    result = subprocess.run([sys.executable, "-c", GUARDED_CLI, *args], capture_output=True, text=True,
+                            timeout=timeout, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PROVISION_TEST_STRAY_LOG": str(strays), **(env or {})})
+    assert not strays.exists(), f"the CLI tried to leave loopback: {strays.read_text()}"
+    return result
+
+
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
     server, process = start_moto_server(tmp_path_factory.mktemp("moto"))
@@ -138,11 +208,19 @@ def point_boto_at(monkeypatch: pytest.MonkeyPatch, home: Path, endpoint: str, re
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer, isolation: Path, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    """A fresh moto account and this process's environment pointed at it."""
+def aws(moto_server: MotoServer, isolation: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    """A fresh moto account and this process's environment pointed at it; off-loopback traffic fails
+    the test."""
     moto_server.reset()
     point_boto_at(monkeypatch, isolation, moto_server.endpoint)
-    return moto_server
+    GUARD.install()
+    GUARD.strays.clear()
+    GUARD.armed = True
+    try:
+        yield moto_server
+    finally:
+        GUARD.armed = False
+    assert not GUARD.strays, f"the test tried to leave loopback: {GUARD.strays}"
 
 
 @pytest.fixture

@@ -530,3 +530,87 @@ def test_security_group_deletion_waits_out_dependency_violation(aws: Any, ec2_cl
     group = ec2_client.create_security_group(GroupName="stuck", Description="stuck", VpcId=vpc)["GroupId"]
     with pytest.raises(TimeoutExpired, match=f"Security group {group} was still in use"):
         delete_security_group(ec2, group, timeout=0.5, delay=0.1)
+
+
+def test_failure_after_resources_exist_rolls_back(aws: Any, ec2_client: Any, tmp_path: Path) -> None:
+    """RunInstances refuses an unknown instance profile after the key pair and group exist."""
+    driver = make_driver(tmp_path, iam_instance_profile="no-such-profile")
+    with pytest.raises(DriverError, match="no-such-profile"):
+        driver.create()
+    assert set(leftovers(ec2_client)) == {"key_pairs", "security_groups"}  # what rollback must undo
+    driver.remove()
+    assert leftovers(ec2_client) == {}
+
+
+# -- through the CLI -------------------------------------------------------------------------------------
+# Only commands that never reach the instance: a CLI create that got as far as SSH would dial moto's
+# made-up address. The child process carries the same loopback guard as the in-process tests.
+def cli_env(aws: Any) -> dict[str, str]:
+    """Overrides on top of this process's environment (which the ``aws`` fixture already points at moto)."""
+    return {"AWS_ENDPOINT_URL_EC2": aws.endpoint}
+
+
+def test_cli_lists_the_driver_and_its_flags(aws: Any, tmp_path: Path) -> None:
+    from fixtures_moto import run_guarded_cli
+
+    listing = run_guarded_cli(tmp_path, "drivers", env=cli_env(aws))
+    assert listing.returncode == 0, listing.stderr
+    assert "amazonec2 (built-in)" in listing.stdout
+    help_text = run_guarded_cli(tmp_path, "create", "-d", "amazonec2", "--help", env=cli_env(aws))
+    assert help_text.returncode == 0, help_text.stderr
+    for spec in OPTIONS:
+        assert f"--{spec.flag}" in help_text.stdout
+        assert spec.envvar and spec.envvar in help_text.stdout
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--amazonec2-instance-type", "t9.enormous"], 'Instance type "t9.enormous" does not exist'),
+    (["--amazonec2-iam-instance-profile", "no-such-profile"], "no-such-profile"),
+    (["--amazonec2-region", "mars-north-1"], 'Unknown AWS region "mars-north-1"'),
+], ids=["instance-type", "after-resources-exist", "region"])
+def test_cli_create_that_fails_before_ssh_leaves_nothing(aws: Any, ec2_client: Any, tmp_path: Path,
+                                                         flags: list[str], message: str) -> None:
+    from fixtures_moto import run_guarded_cli
+
+    result = run_guarded_cli(tmp_path, "create", "-d", "amazonec2", "--amazonec2-endpoint", aws.endpoint,
+                             "--engine-install-url", "none", *flags, "web1", env=cli_env(aws))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stderr
+    assert leftovers(ec2_client) == {}
+    listed = run_guarded_cli(tmp_path, "ls", "-q", env=cli_env(aws))
+    assert listed.returncode == 0 and listed.stdout.strip() == ""
+
+
+def test_cli_missing_credentials_is_one_clear_line(aws: Any, ec2_client: Any, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from fixtures_moto import run_guarded_cli
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    # An invalid instance type as well: were credentials found after all, create still stops before SSH.
+    result = run_guarded_cli(tmp_path, "create", "-d", "amazonec2", "--engine-install-url", "none",
+                             "--amazonec2-instance-type", "t9.enormous", "web1", env=cli_env(aws))
+    assert result.returncode == 1
+    assert "No AWS credentials found (tried boto3's chain: env," in result.stderr
+    assert "Traceback" not in result.stderr
+    assert leftovers(ec2_client) == {}
+
+
+def test_rejected_credentials(aws: Any, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second moto server that enforces IAM authentication from its first request on: the fake keys
+    are unknown to it, as revoked keys would be to AWS."""
+    from fixtures_moto import _stop, start_moto_server
+
+    server, process = start_moto_server(tmp_path_factory.mktemp("moto-auth"),
+                                        {"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", server.endpoint)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        driver = make_driver(tmp_path)
+        with pytest.raises(CredentialsError) as caught:
+            driver.create()
+        assert str(caught.value).startswith("AWS rejected the credentials from env while trying to ")
+        assert driver.ctx.data == {}  # refused at the first call: nothing was created or recorded
+    finally:
+        _stop(process)
