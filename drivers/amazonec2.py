@@ -471,6 +471,22 @@ class AmazonEC2Driver(Driver):
         self.ctx.checkpoint()
         return self.addresses() != before
 
+    def extra(self) -> dict[str, Any]:
+        d = self.ctx.data
+        keys = ("region", "zone", "instance_id", "instance_type", "image_id", "image_name", "spot_request_id",
+                "security_group_id", "key_pair_name", "vpc_id", "subnet_id", "public_dns", "private_dns")
+        return {k: d[k] for k in keys if d.get(k)}
+
+    def boot_log(self) -> str | None:
+        """The instance's serial console output, as EC2 last captured it."""
+        instance_id = self.ctx.data.get("instance_id")
+        if not instance_id:
+            return None
+        ec2 = self._ec2()
+        with ec2_errors(f"read the console output of instance {instance_id}", ec2.credential_source):
+            output = ec2.client.get_console_output(InstanceId=instance_id).get("Output")
+        return output or None
+
     # -- lifecycle ---------------------------------------------------------------------------------
     def _instance_id(self) -> str:
         instance_id = self.ctx.data.get("instance_id")
@@ -513,6 +529,9 @@ class AmazonEC2Driver(Driver):
         with ec2_errors(f"stop instance {instance_id}", ec2.credential_source):
             ec2.client.stop_instances(InstanceIds=[instance_id], Force=force)
         wait_for_instance(ec2, instance_id, "stopped", STOPPED_TIMEOUT)
+        # EC2 releases the public address of a stopped instance (it may go to someone else): forget it,
+        # so `ip` and `env` cannot point there; start() and refresh() read the new one.
+        self._save(public_ip=None, public_dns=None)
 
     def restart(self) -> None:
         ec2, instance_id = self._ec2(), self._instance_id()
