@@ -528,7 +528,7 @@ def test_security_group_deletion_waits_out_dependency_violation(aws: Any, ec2_cl
     through botocore's own ``before-call`` hook; the next one reaches moto and really deletes the group."""
     from botocore.awsrequest import AWSResponse
 
-    from drivers.amazonec2 import delete_security_group
+    from drivers.aws_waits import delete_security_group
     from drivers.aws_client import AWSTarget, connect
     from provision.errors import TimeoutExpired
 

@@ -1,0 +1,101 @@
+"""Bounded waits on EC2 and deletions that must outlast EC2's own delays, for the amazonec2 driver."""
+
+from __future__ import annotations
+
+import time
+
+from provision.errors import DriverError, TimeoutExpired
+
+from .aws_client import DRIVER, EC2, ec2_errors, error_code, poll
+
+# "Already gone": removal treats these as done.
+GONE_CODES = frozenset({
+    "InvalidInstanceID.NotFound", "InvalidGroup.NotFound", "InvalidKeyPair.NotFound",
+    "InvalidSpotInstanceRequestID.NotFound", "InvalidGroupId.NotFound",
+})
+
+# A security group stays "in use" until EC2 has fully released the terminated instance's interface.
+SG_DELETE_TIMEOUT = 300.0
+SG_DELETE_DELAY = 5.0
+
+
+# States from which an instance can no longer reach the wanted one. "stopped" is not one for "running":
+# right after StartInstances, EC2's eventually consistent reads may still say so.
+DEAD_ENDS = {
+    "running": {"shutting-down", "terminated"},
+    "stopped": {"shutting-down", "terminated"},
+    "terminated": set(),
+}
+
+
+def wait_for_instance(ec2: EC2, instance_id: str, wanted: str, timeout: float) -> None:
+    import botocore.exceptions
+
+    def check() -> tuple[bool, str]:
+        with ec2_errors(f"read the state of instance {instance_id}", ec2.credential_source):
+            try:
+                reservations = ec2.client.describe_instances(InstanceIds=[instance_id])["Reservations"]
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) not in GONE_CODES:
+                    raise
+                # Gone is what "terminated" wants; right after launch it is EC2's eventual consistency.
+                return wanted == "terminated", "not found"
+        if not reservations:
+            return wanted == "terminated", "not found"
+        vm = reservations[0]["Instances"][0]
+        state = vm["State"]["Name"]
+        if state in DEAD_ENDS[wanted]:
+            reason = vm.get("StateReason", {}).get("Message") or vm.get("StateTransitionReason") or "no reason given"
+            raise DriverError(f"Instance {instance_id} went to {state} instead of {wanted}: {reason}", driver=DRIVER)
+        return state == wanted, state
+
+    poll(f"see instance {instance_id} {wanted}", check, timeout)
+
+
+def wait_for_spot_request(ec2: EC2, request_id: str, timeout: float) -> str:
+    """The instance id once the request is fulfilled; raises when EC2 gives up on it."""
+    found: dict[str, str] = {}
+
+    def check() -> tuple[bool, str]:
+        with ec2_errors(f"read spot request {request_id}", ec2.credential_source):
+            requests = ec2.client.describe_spot_instance_requests(
+                Filters=[{"Name": "spot-instance-request-id", "Values": [request_id]}])["SpotInstanceRequests"]
+        if not requests:
+            return False, "not visible yet"
+        request = requests[0]
+        status = request.get("Status", {})
+        observed = f"{request.get('State')} ({status.get('Code', '')}: {status.get('Message', '')})"
+        if request.get("State") in ("cancelled", "failed", "closed") and not request.get("InstanceId"):
+            raise DriverError(f"Spot request {request_id} was not fulfilled: {observed}", driver=DRIVER,
+                              hint="try another --amazonec2-instance-type, zone or --amazonec2-spot-price")
+        if request.get("InstanceId"):
+            found["instance_id"] = request["InstanceId"]
+            return True, observed
+        return False, observed
+
+    poll(f"see spot request {request_id} fulfilled", check, timeout)
+    return found["instance_id"]
+
+
+def delete_security_group(ec2: EC2, group_id: str, timeout: float = SG_DELETE_TIMEOUT,
+                          delay: float = SG_DELETE_DELAY) -> None:
+    """Delete a group, retrying while EC2 still counts it in use (DependencyViolation), bounded."""
+    import botocore.exceptions
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with ec2_errors(f"delete security group {group_id}", ec2.credential_source):
+            try:
+                ec2.client.delete_security_group(GroupId=group_id)
+                return
+            except botocore.exceptions.ClientError as exc:
+                code = error_code(exc)
+                if code in GONE_CODES:
+                    return
+                if code != "DependencyViolation":
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise TimeoutExpired(
+                        f"Security group {group_id} was still in use after {timeout:.0f}s: "
+                        "something other than this machine's instance uses it") from exc
+        time.sleep(delay)
