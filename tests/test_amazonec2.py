@@ -348,6 +348,30 @@ def test_user_named_security_group_is_attached_untouched_and_kept(aws: Any, ec2_
     assert ingress(ec2_client, team) == before
 
 
+def test_custom_vpc_and_subnet(aws: Any, ec2_client: Any, tmp_path: Path) -> None:
+    vpc = ec2_client.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2_client.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24",
+                                      AvailabilityZone="us-east-1c")["Subnet"]["SubnetId"]
+    by_vpc = make_driver(tmp_path, name="byvpc", vpc_id=vpc, zone="c")
+    by_vpc.create()
+    vm = instance(ec2_client, by_vpc.ctx.data["instance_id"])
+    assert vm["SubnetId"] == subnet and vm["VpcId"] == vpc
+    assert vm.get("PublicIpAddress")  # asked for explicitly: this subnet does not map public IPs itself
+    group = ec2_client.describe_security_groups(GroupIds=[by_vpc.ctx.data["security_group_id"]])["SecurityGroups"][0]
+    assert group["VpcId"] == vpc
+    by_subnet = make_driver(tmp_path, name="bysubnet", subnet_id=subnet)
+    by_subnet.create()
+    assert by_subnet.ctx.data["vpc_id"] == vpc and by_subnet.ctx.data["zone"] == "us-east-1c"
+    default_vpc = ec2_client.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    with pytest.raises(UsageError, match=f"is in VPC {vpc}"):
+        make_driver(tmp_path, name="mismatch", subnet_id=subnet, vpc_id=default_vpc).create()
+    with pytest.raises(DriverError, match="No subnet"):
+        make_driver(tmp_path, name="nozone", vpc_id=vpc, zone="d").create()
+    for driver in (by_vpc, by_subnet):
+        driver.remove()
+    assert leftovers(ec2_client) == {}
+
+
 # -- lifecycle -----------------------------------------------------------------------------------------
 def test_stop_start_gives_a_new_ip_that_refresh_picks_up(aws: Any, ec2_client: Any, tmp_path: Path) -> None:
     driver = make_driver(tmp_path)
