@@ -40,16 +40,10 @@ class VM:
 
 
 def driver_options(environ: Mapping[str, str], **overrides: Any) -> dict[str, Any]:
-    """Option values as the core resolves them: explicit value, else the env var, else the default."""
-    options: dict[str, Any] = {}
-    for spec in LocalDriver.options:
-        if spec.key in overrides:
-            options[spec.key] = overrides[spec.key]
-        elif spec.envvar and spec.envvar in environ:
-            options[spec.key] = spec.type(environ[spec.envvar])
-        else:
-            options[spec.key] = spec.default
-    return options
+    """Option values as the core resolves them: the flag, else the env var, else the default."""
+    from provision.options import resolve
+
+    return resolve(LocalDriver, overrides, dict(environ))
 
 
 def generate_ssh_key(private_path: Path) -> None:
