@@ -136,7 +136,9 @@ class Machines:
     def connection(self, record: MachineRecord) -> ConnectionInfo:
         url = record.url
         if not url:
-            url = self.driver_for(record).engine_url()
+            url = _engine_url_or_none(self.driver_for(record))
+        if not url:
+            raise HostNotRunning(record.name)
         from urllib.parse import urlsplit
 
         return ConnectionInfo(record.name, url, urlsplit(url).hostname or "",
@@ -363,7 +365,10 @@ class Machines:
             checkpoint()
             record = holder["record"]
             if action in ("start", "restart") and driver.capabilities.provisions_engine:
-                record = self._after_boot(record, driver)
+                return self._after_boot(record, driver)
+            # A stopped cloud machine gives up its public address: never hand out the old one.
+            record = record.evolve(url=_engine_url_or_none(driver))
+            self.store.save(record)
             return record
 
     def _after_boot(self, record: MachineRecord, driver: Driver) -> MachineRecord:
@@ -376,6 +381,8 @@ class Machines:
 
             self.progress(f"The address of {record.name} changed; issuing a new server certificate")
             with self._session(record, driver) as session:
+                # The host key stays pinned; `provision ssh` needs it under the new address too.
+                record = self._pin_host_key(record, session, driver.ssh_endpoint())
                 record, issued = self._issue_server_cert(record, driver)
                 install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
                               self.progress)
@@ -579,6 +586,13 @@ class Machines:
         driver = self.driver_for(record)
         with self._session(record, driver) as session:
             yield session
+
+
+def _engine_url_or_none(driver: Driver) -> str | None:
+    try:
+        return driver.engine_url()
+    except ProvisionError:
+        return None
 
 
 def _expiry_warning(record: MachineRecord) -> str:

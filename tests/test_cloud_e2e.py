@@ -1,0 +1,153 @@
+"""End to end through the CLI: the cloud side in moto, provisioning over SSH into a real VM.
+
+moto runs in this process with its public-IP generator handing out loopback addresses (127.0.0.1,
+then 127.0.0.2 after a stop/start); the test VM's SSH and engine ports are forwarded on both, so the
+create provisions a real dockerd and the docker CLI talks to it. An audit hook refuses any connection
+off loopback for the whole test: nothing ever dials an address moto would normally hand out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures_vm import VM
+
+pytestmark = [pytest.mark.qemu, pytest.mark.aws]
+
+
+class _Guard:
+    armed = False
+    strays: list[str] = []
+
+    @classmethod
+    def hook(cls, event: str, args: tuple) -> None:  # type: ignore[type-arg]
+        if not cls.armed or event not in ("socket.connect", "socket.getaddrinfo"):
+            return
+        if event == "socket.connect":
+            if not isinstance(args[1], tuple):
+                return
+            host = args[1][0]
+        else:
+            host = args[0]
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        try:
+            ok = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            ok = False
+        if not ok:
+            cls.strays.append(f"{event} {host}")
+            raise OSError(f"test guard: {event} to {host!r} refused")
+
+
+_installed: list[bool] = []
+
+
+@pytest.fixture
+def loopback_only() -> Iterator[None]:
+    if not _installed:
+        sys.addaudithook(_Guard.hook)
+        _installed.append(True)
+    _Guard.armed, _Guard.strays = True, []
+    try:
+        yield
+    finally:
+        _Guard.armed = False
+    assert not _Guard.strays, _Guard.strays
+
+
+def hmp(vm: VM, command: str) -> str:
+    from drivers import qemu
+
+    return str(qemu.qmp(vm.driver._qmp_socket, "human-monitor-command", {"command-line": command}))
+
+
+@pytest.fixture(scope="module")
+def cloud_vm(docker_debian_vm: VM) -> VM:
+    """The docker VM, also reachable at 127.0.0.2 and with its engine port on 2376 of both addresses."""
+    for rule in (f"tcp:127.0.0.2:{docker_debian_vm.port}-:22", "tcp:127.0.0.1:2376-:2376",
+                 "tcp:127.0.0.2:2376-:2376"):
+        reply = hmp(docker_debian_vm, f"hostfwd_add net0 {rule}")
+        assert "could not" not in reply.lower(), f"{rule}: {reply} (is port 2376 taken on this host?)"
+    return docker_debian_vm
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    from moto import mock_aws
+    from moto.ec2.models import elastic_network_interfaces
+
+    addresses = itertools.chain(["127.0.0.1", "127.0.0.2"], itertools.repeat("127.0.0.3"))
+    monkeypatch.setattr(elastic_network_interfaces, "random_public_ip", lambda: next(addresses))
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with mock_aws():
+        import boto3
+
+        yield boto3.client("ec2", region_name="us-east-1")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    from provision.cli.main import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert code == 0, f"provision {' '.join(args)} exited {code}: {captured.err}"
+    return captured.out
+
+
+def docker_version(context: str) -> dict[str, object]:
+    result = subprocess.run(["docker", "--context", context, "version", "--format", "{{json .}}"],
+                            capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def tool_resources(ec2: object) -> dict[str, list[str]]:
+    reservations = ec2.describe_instances()["Reservations"]  # type: ignore[attr-defined]
+    live = [i["InstanceId"] for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"]
+    keys = [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]]  # type: ignore[attr-defined]
+    groups = [g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]  # type: ignore[attr-defined]
+              if g["GroupName"] != "default"]
+    return {"instances": live, "key_pairs": keys, "security_groups": groups}
+
+
+def test_create_stop_start_new_ip_rm(cloud_vm: VM, aws: object, loopback_only: None,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    ec2 = aws
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]  # type: ignore[attr-defined]
+    cli(capsys, "create", "-d", "amazonec2", "--amazonec2-ami", ami, "--amazonec2-instance-type", "t3.micro",
+        "--amazonec2-ssh-keypath", str(cloud_vm.key_path), "--amazonec2-ssh-user", cloud_vm.user,
+        "--amazonec2-ssh-port", str(cloud_vm.port), "web1")
+    created = tool_resources(ec2)
+    assert len(created["instances"]) == 1 and len(created["key_pairs"]) == 1
+    assert len(created["security_groups"]) == 1
+    assert cli(capsys, "url", "web1") == "tcp://127.0.0.1:2376\n"
+    assert docker_version("web1")["Server"]
+
+    cli(capsys, "stop", "web1")
+    assert cli(capsys, "status", "web1") == "Stopped\n"
+    cli(capsys, "start", "web1")
+    # EC2 handed out a new public IP: the certificate, the context and known_hosts followed it.
+    assert cli(capsys, "url", "web1") == "tcp://127.0.0.2:2376\n"
+    inspect = json.loads(cli(capsys, "inspect", "web1"))
+    assert "127.0.0.2" in inspect["server_certificate"]["sans"]
+    assert docker_version("web1")["Server"]
+    store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    assert (store / "machines" / "web1" / "known_hosts").read_text().startswith(f"[127.0.0.2]:{cloud_vm.port} ")
+
+    cli(capsys, "rm", "-y", "web1")
+    assert tool_resources(ec2) == {"instances": [], "key_pairs": [], "security_groups": []}
+    assert subprocess.run(["docker", "context", "inspect", "web1"], capture_output=True).returncode != 0
