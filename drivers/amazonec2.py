@@ -129,7 +129,7 @@ class AmazonEC2Driver(Driver):
     name = "amazonec2"
     description = "Amazon Web Services EC2 instance"
     options = OPTIONS
-    capabilities = Capabilities()
+    capabilities = Capabilities(keys_at_boot=True)
 
     # -- options and connection -------------------------------------------------------------------
     def _opt(self, key: str) -> Any:

@@ -70,6 +70,9 @@ class Capabilities:
     restart: bool = True
     kill: bool = True
     ssh: bool = True
+    # The machine's key reaches it at first boot (cloud-init, a guest agent) and sshd may answer before
+    # it is there: the first login retries authentication failures for a while instead of failing.
+    keys_at_boot: bool = False
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ class GoogleDriver(Driver):
     name: ClassVar[str] = "google"
     description: ClassVar[str] = "Google Compute Engine instance (Application Default Credentials)"
     options: ClassVar[tuple[OptionSpec, ...]] = OPTIONS
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: ClassVar[Capabilities] = Capabilities(keys_at_boot=True)
 
     # -- settings --------------------------------------------------------------------------------
     @property

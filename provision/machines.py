@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 ENGINE_READY_TIMEOUT = 120.0
+FIRST_LOGIN_AUTH_RETRY = 180.0
 
 
 def _quiet(message: str) -> None:
@@ -221,8 +222,9 @@ class Machines:
             raise NotSupported(f'the {record.driver} driver offers no SSH access')
         endpoint = driver.ssh_endpoint()
         self.progress(f"Waiting for SSH on {endpoint.host}:{endpoint.port}")
+        auth_retry = FIRST_LOGIN_AUTH_RETRY if first_contact and driver.capabilities.keys_at_boot else 0.0
         return RemoteSession.connect(endpoint, known_host_key=None if first_contact else record.host_key,
-                                     machine=record.name, timeout=timeout, log=self.log)
+                                     machine=record.name, timeout=timeout, log=self.log, auth_retry=auth_retry)
 
     def _pin_host_key(self, record: MachineRecord, session: RemoteSession, endpoint: SSHEndpoint) -> MachineRecord:
         from .ssh import known_hosts_line
