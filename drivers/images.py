@@ -31,10 +31,13 @@ Progress = Callable[[str], None]
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-# What a machine needs to boot, take a key from the seed and be provisioned over SSH.
+# What a machine needs to boot, take a key from the seed and be provisioned over SSH. No cloud-init:
+# its four Python stages cost minutes of first boot under TCG, so a small shell unit
+# (templates/cloud-init/base-image/provision-firstboot) reads the same seed instead.
 BASE_PACKAGES = (
-    "systemd-sysv", "systemd-resolved", "openssh-server", "linux-image-amd64", "apparmor", "cloud-init",
-    "sudo", "ca-certificates", "e2fsprogs", "iproute2", "netbase", "curl", "gnupg",
+    "systemd-sysv", "systemd-resolved", "udev", "kmod", "passwd", "adduser", "openssh-server",
+    "linux-image-amd64", "apparmor", "sudo", "ca-certificates", "e2fsprogs", "iproute2", "netbase", "curl",
+    "gnupg",
 )
 VARIANTS: dict[str, tuple[str, ...]] = {
     "debian": BASE_PACKAGES,
@@ -47,8 +50,8 @@ KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200n8 earlyprintk=ttyS0,1152
 MANIFEST = "manifest.json"
 # Files rendered into the image; with the package list and the command line they form the recipe,
 # whose digest names the cache entry, so a changed recipe builds a new image instead of reusing an old one.
-BASE_IMAGE_TEMPLATES = ("fstab", "90-provision-dhcp.network", "90-provision.cfg", "ssh-provision.conf",
-                        "initramfs-provision.conf", "initramfs-hook")
+BASE_IMAGE_TEMPLATES = ("fstab", "90-provision-dhcp.network", "sshd-provision.conf", "provision-firstboot",
+                        "provision-firstboot.service", "initramfs-provision.conf", "initramfs-hook")
 BUILD_LOCK_TIMEOUT = 45 * 60  # a build under a slow mirror takes minutes; waiting longer means it is stuck
 BUILD_TIMEOUT = 40 * 60
 CHECKSUM_FILES = ("SHA512SUMS", "SHA256SUMS")
@@ -259,22 +262,25 @@ def _build_debian_image(variant: str, image_dir: Path, *, mirror: str, progress:
 
 def _customize_root(root: Path) -> None:
     """Make the bare root bootable without a bootloader and neutral for every machine cloned from it."""
-    (root / "etc" / "fstab").write_text(render("cloud-init/base-image/fstab"))
-    network = root / "etc" / "systemd" / "network"
-    network.mkdir(parents=True, exist_ok=True)
-    (network / "90-provision-dhcp.network").write_text(render("cloud-init/base-image/90-provision-dhcp.network"))
-    cloud_cfg = root / "etc" / "cloud" / "cloud.cfg.d"
-    cloud_cfg.mkdir(parents=True, exist_ok=True)
-    (cloud_cfg / "90-provision.cfg").write_text(render("cloud-init/base-image/90-provision.cfg"))
-    dropin = root / "etc" / "systemd" / "system" / "ssh.service.d"
-    dropin.mkdir(parents=True, exist_ok=True)
-    (dropin / "10-provision.conf").write_text(render("cloud-init/base-image/ssh-provision.conf"))
-    # Every machine gets its own identity at first boot: host keys from cloud-init, machine-id from systemd.
+    def put(template: str, target: str, mode: int = 0o644) -> None:
+        path = root / target.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(f"cloud-init/base-image/{template}"))
+        path.chmod(mode)
+
+    put("fstab", "/etc/fstab")
+    put("90-provision-dhcp.network", "/etc/systemd/network/90-provision-dhcp.network")
+    put("sshd-provision.conf", "/etc/ssh/sshd_config.d/10-provision.conf")
+    put("provision-firstboot", "/usr/local/sbin/provision-firstboot", 0o755)
+    put("provision-firstboot.service", "/etc/systemd/system/provision-firstboot.service")
+    # Every machine gets its own identity at first boot: host keys from provision-firstboot,
+    # machine-id from systemd.
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc" / "machine-id").write_text("")
     (root / "var" / "lib" / "dbus" / "machine-id").unlink(missing_ok=True)
-    _systemctl(root, "enable", "systemd-networkd.service", "systemd-resolved.service")
+    _systemctl(root, "enable", "systemd-networkd.service", "systemd-resolved.service",
+               "provision-firstboot.service")
     _systemctl(root, "mask", *MASKED_UNITS)
     for cache in (root / "var" / "cache" / "apt").glob("*.bin"):
         cache.unlink()

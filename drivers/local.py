@@ -24,7 +24,7 @@ from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 from .images import VARIANTS, BaseImage, ensure_image, host_debian_mirror
 from .seed import render_seed_files, write_seed_iso
 
-SSH_USER = "provision"  # created by cloud-init with the machine's key and passwordless sudo
+SSH_USER = "provision"  # made at first boot from the seed, with the machine's key and passwordless sudo
 OVERLAY = "disk.qcow2"
 SEED = "seed.iso"
 CONSOLE_LOG = "console.log"

@@ -1,7 +1,9 @@
 """The cloud-init NoCloud seed: a small ISO 9660 volume labelled ``cidata``.
 
 cloud-init finds the seed by its volume label on any block device and reads ``user-data``,
-``meta-data`` and, when present, ``network-config`` from its root. The ISO is written with pycdlib so
+``meta-data`` and, when present, ``network-config`` from its root. provision's own Debian image has
+no cloud-init; its first-boot unit reads the plain ``provision-*`` files from the same seed, which
+cloud-init ignores. One seed thus serves both kinds of image. The ISO is written with pycdlib so
 no external tool (genisoimage, xorriso) is needed on the host. Rock Ridge and Joliet carry the real
 file names: plain ISO 9660 level 1 names cannot hold a hyphen.
 """
@@ -18,7 +20,8 @@ from provision.templating import render
 VOLUME_LABEL = "cidata"
 # Seed files and the 8.3 ISO 9660 names they hide behind (only Rock Ridge / Joliet readers see the real ones).
 _ISO_NAMES = {"user-data": "USERDATA.;1", "meta-data": "METADATA.;1", "network-config": "NETCFG.;1",
-              "vendor-data": "VENDDATA.;1"}
+              "vendor-data": "VENDDATA.;1", "provision-user": "PUSER.;1", "provision-hostname": "PHOST.;1",
+              "provision-authorized-keys": "PKEYS.;1"}
 
 
 def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_key: str,
@@ -31,6 +34,10 @@ def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_
     }
     if with_network_config:
         files["network-config"] = render("cloud-init/network-config")
+    # For provision's own image (templates/cloud-init/base-image/provision-firstboot).
+    files["provision-user"] = user + "\n"
+    files["provision-hostname"] = hostname + "\n"
+    files["provision-authorized-keys"] = ssh_public_key.strip() + "\n"
     return files
 
 

@@ -21,9 +21,14 @@ from conftest import shared_cache_dir
 from drivers.base import DriverContext
 from drivers.local import LocalDriver
 
+# Resolved at import, before any test's isolation moves HOME: every test and fixture shares one image cache.
+IMAGE_CACHE = Path(os.environ.get("PROVISION_CACHE_PATH") or shared_cache_dir())
 # This host's /dev/kvm opens but its guests hang; tests use TCG unless told otherwise.
 TEST_ACCEL = "tcg"
-SSH_BOOT_TIMEOUT = 600.0  # TCG boot plus cloud-init's first run; a hung guest fails well before a CI limit
+SSH_BOOT_TIMEOUT = 600.0  # TCG boot on a loaded host plus the first-boot step; a hung guest fails before CI's limit
+# Done once cloud-init (cloud images) or provision's own first-boot unit (its Debian image) has finished.
+FIRST_BOOT_DONE = ("if command -v cloud-init >/dev/null; then cloud-init status --wait >/dev/null; cloud-init status; "
+                   "else test -e /var/lib/provision/firstboot-done && echo 'status: done'; fi")
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def make_context(machine_dir: Path, name: str, *, environ: Mapping[str, str] | N
     """A driver context for machine ``name`` with a fresh key pair, options resolved from ``environ``."""
     environ = dict(os.environ if environ is None else environ)
     machine_dir.mkdir(parents=True, exist_ok=True)
-    ctx = DriverContext(machine_name=name, machine_dir=machine_dir, cache_dir=cache_dir or shared_cache_dir(),
+    ctx = DriverContext(machine_name=name, machine_dir=machine_dir, cache_dir=cache_dir or IMAGE_CACHE,
                         options=driver_options(environ, **overrides), environ=environ)
     generate_ssh_key(ctx.ssh_key_path)
     return ctx
@@ -96,7 +101,7 @@ def ssh_run(client: Any, command: str, *, timeout: float = 300.0) -> tuple[int, 
 
 
 def wait_for_ssh(driver: LocalDriver, known_hosts: Path, *, timeout: float = SSH_BOOT_TIMEOUT) -> float:
-    """Seconds until SSH logs in with the machine key and cloud-init has finished; bounded by ``timeout``."""
+    """Seconds until SSH logs in with the machine key and first boot has finished; bounded by ``timeout``."""
     import paramiko
 
     endpoint = driver.ssh_endpoint()
@@ -112,12 +117,11 @@ def wait_for_ssh(driver: LocalDriver, known_hosts: Path, *, timeout: float = SSH
             time.sleep(2)
             continue
         try:
-            rc, out, err = ssh_run(client, "cloud-init status --wait >/dev/null; cloud-init status",
-                                   timeout=max(10.0, deadline - time.monotonic()))
+            rc, out, err = ssh_run(client, FIRST_BOOT_DONE, timeout=max(10.0, deadline - time.monotonic()))
         finally:
             client.close()
         if "done" not in out:
-            raise AssertionError(f"cloud-init did not finish cleanly ({rc}): {out} {err}\n"
+            raise AssertionError(f"first boot did not finish cleanly ({rc}): {out} {err}\n"
                                  f"{_console_tail(driver)}")
         return time.monotonic() - started
     raise AssertionError(f"no SSH login to {endpoint.host}:{endpoint.port} within {int(timeout)} s "

@@ -291,7 +291,7 @@ def test_lifecycle_under_tcg(tcg: None, tmp_path: Path) -> None:
             assert int(out.strip().rstrip("G")) >= 15  # the root grew to the 20 GB disk at first boot
         finally:
             client.close()
-        print(f"\nboot to SSH under TCG (cloud-init done): {boot_seconds:.1f} s")
+        print(f"\nboot to SSH under TCG (first boot done): {boot_seconds:.1f} s")
 
         driver.stop()
         assert driver.state() is MachineState.STOPPED
