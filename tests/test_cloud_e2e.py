@@ -151,3 +151,104 @@ def test_create_stop_start_new_ip_rm(cloud_vm: VM, aws: object, loopback_only: N
     cli(capsys, "rm", "-y", "web1")
     assert tool_resources(ec2) == {"instances": [], "key_pairs": [], "security_groups": []}
     assert subprocess.run(["docker", "context", "inspect", "web1"], capture_output=True).returncode != 0
+
+
+# -- Google Compute Engine ---------------------------------------------------------------------------
+
+class GuestAgent:
+    """Plays Google's guest agent inside the VM: users and keys from the instance's ``ssh-keys``
+    metadata become accounts with passwordless sudo, as on a real Compute Engine image."""
+
+    def __init__(self, fake: object, vm: VM, instance: str) -> None:
+        import threading
+
+        self.fake, self.vm, self.instance = fake, vm, instance
+        self.installed: set[str] = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _keys(self) -> list[str]:
+        for zones in self.fake.projects["test-project"].instances.values():  # type: ignore[attr-defined]
+            body = zones.get(self.instance)
+            if body:
+                items = body.get("metadata", {}).get("items", [])
+                return [line for item in items if item["key"] == "ssh-keys" for line in item["value"].splitlines()]
+        return []
+
+    def _run(self) -> None:
+        from fixtures_vm import ssh_connect, ssh_run
+
+        while not self.stop.wait(0.5):
+            for line in self._keys():
+                if line in self.installed or ":" not in line:
+                    continue
+                user, key = line.split(":", 1)
+                client = ssh_connect(self.vm.host, self.vm.port, self.vm.user, self.vm.key_path,
+                                     self.vm.known_hosts)
+                try:
+                    script = (f"id {user} >/dev/null 2>&1 || sudo useradd -m -s /bin/bash {user}; "
+                              f"echo '{user} ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/90-{user} >/dev/null; "
+                              f"sudo install -d -m 700 -o {user} -g {user} /home/{user}/.ssh; "
+                              f"echo '{key.strip()}' | sudo tee -a /home/{user}/.ssh/authorized_keys >/dev/null; "
+                              f"sudo chown {user}: /home/{user}/.ssh/authorized_keys")
+                    rc, _, err = ssh_run(client, script)
+                    assert rc == 0, err
+                finally:
+                    client.close()
+                self.installed.add(line)
+
+    def __enter__(self) -> GuestAgent:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def gce_on_vm(cloud_vm: VM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    from fake_gce import FakeGCE
+    from fixtures_gce import write_service_account
+
+    for address in ("127.0.0.3", "127.0.0.4"):
+        for rule in (f"tcp:{address}:22-:22", f"tcp:{address}:2376-:2376"):
+            reply = hmp(cloud_vm, f"hostfwd_add net0 {rule}")
+            assert "could not" not in reply.lower(), f"{rule}: {reply} (is the port taken on this host?)"
+    with FakeGCE(op_polls=2) as fake:
+        # The fake's addresses for this test are the VM's: 127.0.0.3, then 127.0.0.4 after a stop/start.
+        fake._external = iter(["127.0.0.3", "127.0.0.4", "127.0.0.4"])  # type: ignore[attr-defined]
+        creds = write_service_account(tmp_path / "sa.json", fake, "test-project")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(creds))
+        monkeypatch.delenv("GOOGLE_PROJECT", raising=False)
+        yield fake
+
+
+def gce_leftovers(fake: object) -> dict[str, list[str]]:
+    project = fake.projects["test-project"]  # type: ignore[attr-defined]
+    return {"instances": [n for z in project.instances.values() for n in z],
+            "disks": [n for z in project.disks.values() for n in z],
+            "firewalls": [n for n in project.firewalls if n.startswith("provision-")]}
+
+
+def test_google_create_stop_start_new_ip_rm(cloud_vm: VM, gce_on_vm: object, loopback_only: None,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    fake = gce_on_vm
+    with GuestAgent(fake, cloud_vm, "db1"):
+        cli(capsys, "create", "-d", "google", "--google-project", "test-project",
+            "--google-endpoint", fake.url, "db1")  # type: ignore[attr-defined]
+        assert gce_leftovers(fake) == {"instances": ["db1"], "disks": ["db1"], "firewalls": ["provision-db1"]}
+        assert cli(capsys, "url", "db1") == "tcp://127.0.0.3:2376\n"
+        assert docker_version("db1")["Server"]
+
+        cli(capsys, "stop", "db1")
+        assert cli(capsys, "status", "db1") == "Stopped\n"
+        cli(capsys, "start", "db1")
+    assert cli(capsys, "url", "db1") == "tcp://127.0.0.4:2376\n"
+    assert "127.0.0.4" in json.loads(cli(capsys, "inspect", "db1"))["server_certificate"]["sans"]
+    assert docker_version("db1")["Server"]
+
+    cli(capsys, "rm", "-y", "db1")
+    assert gce_leftovers(fake) == {"instances": [], "disks": [], "firewalls": []}
+    hosts = {r["host"] for r in fake.requests}  # type: ignore[attr-defined]
+    assert hosts == {f"127.0.0.1:{fake.port}"}  # type: ignore[attr-defined]
