@@ -245,6 +245,13 @@ TINY_IMAGE_FILES = ("usr/bin/sleep", "usr/lib/x86_64-linux-gnu/libc.so.6", "lib/
                     "lib64/ld-linux-x86-64.so.2")
 
 
+@pytest.fixture(autouse=True)
+def _requests_uses_our_ca(monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests lets these variables override a session's own CA file, which docker-py's TLSConfig sets.
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(var, raising=False)
+
+
 class EngineSetup:
     """A store CA, the server and client certificates it issues, and a TLS docker client for a VM."""
 
