@@ -178,6 +178,16 @@ def test_create_regenerate_and_rm_a_generic_machine(docker_debian_vm, tmp_path: 
     assert docker_cli("inspect", "--format", "{{.State.Running}} {{.State.Pid}}", cid).split() == ["true", pid]
     docker_cli("rm", "-f", cid)
     print(f"\ncreate -d generic: {create_s:.1f}s; regenerate-certs: {regen_s:.1f}s")
+    # restart = a reboot over SSH; it returns once the host is back with a new boot id and Docker answers.
+    with RemoteSession.connect(GenericDriver(_record_ctx(tmp_path, vm)).ssh_endpoint(), known_host_key=None,
+                               machine="gen1", timeout=60) as s:
+        boot_before = s.run(["cat", "/proc/sys/kernel/random/boot_id"]).out
+    restart_cli_s, _ = _cli("restart", "gen1", timeout=900)
+    with RemoteSession.connect(GenericDriver(_record_ctx(tmp_path, vm)).ssh_endpoint(), known_host_key=None,
+                               machine="gen1", timeout=60) as s:
+        assert s.run(["cat", "/proc/sys/kernel/random/boot_id"]).out != boot_before, "the host rebooted"
+    assert docker_cli("info", "--format", "{{.Name}}").strip() == "gen1", "Docker is back with its TLS setup"
+    print(f"restart (reboot) of a generic machine: {restart_cli_s:.1f}s")
     _cli("rm", "-f", "-y", "gen1")
     # The host is left alone: Docker still runs there.
     with RemoteSession.connect(GenericDriver(_record_ctx(tmp_path, vm)).ssh_endpoint(), known_host_key=None,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision.errors import ProvisioningError, RemoteCommandError, SSHError
+from provision.errors import ProvisioningError, RemoteCommandError
 
 
 @dataclass
@@ -54,11 +54,8 @@ def run_script(session: Any, script: str, *, what: str, progress: Callable[[str]
         if line.startswith("@@progress "):
             progress(line[len("@@progress "):])
 
-    try:
-        result = session.run(["sh", "-s"], sudo=True, input=script.encode(), timeout=timeout,
-                             on_output=on_output, check=False)
-    except SSHError:
-        raise
+    result = session.run(["sh", "-s"], sudo=True, input=script.encode(), timeout=timeout,
+                         on_output=on_output, check=False)
     if result.rc != 0:
         detail = _tail(result.err) or _tail(result.out) or "no output"
         err = RemoteCommandError(f"sh -s ({what})", result.rc, result.err, machine=session.machine)
