@@ -287,8 +287,9 @@ def _customize_root(root: Path) -> None:
 
 
 def _systemctl(root: Path, verb: str, *units: str) -> None:
-    # systemctl --root edits the unit symlinks offline; it is the supported way to do it in an image.
-    _run(["systemctl", f"--root={root}", "--quiet", verb, *units], what=f"systemctl {verb}", progress=None)
+    # The image's own systemctl, run in the chroot, edits unit symlinks offline; the host may have no
+    # systemd at all (a CI container), and its version need not match the image's.
+    _run(["chroot", str(root), "systemctl", "--quiet", verb, *units], what=f"systemctl {verb}", progress=None)
 
 
 def _boot_files(root: Path) -> tuple[Path, Path]:

@@ -104,7 +104,10 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something listens on ``port``; TIME_WAIT leftovers of our last boot do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # QEMU's forwarder binds with SO_REUSEADDR too, so this answers what QEMU will meet.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:

@@ -69,6 +69,15 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     assert not any(qemu.port_in_use(p) for p in ports)
 
 
+def test_port_in_use_sees_a_listener() -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert qemu.port_in_use(listener.getsockname()[1])
+
+
 def test_long_machine_dirs_get_a_short_qmp_socket(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120)
     path = qemu.socket_path_for(deep)
@@ -152,6 +161,21 @@ def test_mirror_defaults_to_deb_debian_org(tmp_path: Path) -> None:
 def test_unknown_image_name_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(DriverError, match="unknown local image"):
         images.ensure_image("ubuntu", cache_dir=tmp_path, mirror=images.DEFAULT_MIRROR, progress=print)
+
+
+def test_building_the_debian_image_as_non_root_says_what_it_needs(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images.os, "geteuid", lambda: 1000)
+    with pytest.raises(DriverError, match="needs root") as caught:
+        images.ensure_image("debian", cache_dir=tmp_path, mirror=images.DEFAULT_MIRROR, progress=lambda m: None)
+    assert "--local-image" in (caught.value.hint or "")
+    assert not list((tmp_path / "local").glob("debian-*/manifest.json"))
+
+
+def test_image_recipe_names_its_cache_entry() -> None:
+    digests = {variant: images.recipe_digest(variant) for variant in images.VARIANTS}
+    assert len(set(digests.values())) == len(digests)  # docker.io changes the recipe
+    assert images.recipe_digest("debian") == digests["debian"]  # and it is stable
 
 
 # -- cloud images by URL, from a local HTTP server -------------------------------------------------
