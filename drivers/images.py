@@ -315,25 +315,34 @@ def _filesystem_size_mib(root: Path) -> int:
 
 def _run(argv: list[str], *, what: str, progress: Progress | None, timeout: float = 20 * 60) -> None:
     """Run a build step; mmdebstrap's ``I:`` lines go to ``progress``, the rest is kept for the error."""
+    import threading
+
     tail: list[str] = []
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, errors="replace")
-    deadline = time.monotonic() + timeout
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        tail = (tail + [line])[-20:]
-        if progress is not None and line.startswith("I: "):
-            progress(f"{what}: {line[3:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            break
     try:
-        rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace")
+    except FileNotFoundError as exc:
+        raise CommandError(f"{argv[0]} is not installed", argv=argv) from exc
+    # A step that hangs without printing must still end: the watchdog kills it at the deadline.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
         proc.kill()
+
+    watchdog = threading.Timer(timeout, expire)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-20:]
+            if progress is not None and line.startswith("I: "):
+                progress(f"{what}: {line[3:]}")
         rc = proc.wait()
-    if time.monotonic() > deadline:
+    finally:
+        watchdog.cancel()
+    if expired.is_set():
         raise TimeoutExpired(f"{what} did not finish within {int(timeout)} s")
     if rc != 0:
         last = next((line for line in reversed(tail) if line.strip()), "no output")

@@ -172,6 +172,15 @@ def test_building_the_debian_image_as_non_root_says_what_it_needs(tmp_path: Path
     assert not list((tmp_path / "local").glob("debian-*/manifest.json"))
 
 
+def test_a_silent_hung_build_step_is_ended_at_its_bound() -> None:
+    from provision.errors import TimeoutExpired
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutExpired, match="did not finish within 1 s"):
+        images._run(["sleep", "30"], what="sleep", progress=None, timeout=1)
+    assert time.monotonic() - started < 10
+
+
 def test_image_recipe_names_its_cache_entry() -> None:
     digests = {variant: images.recipe_digest(variant) for variant in images.VARIANTS}
     assert len(set(digests.values())) == len(digests)  # docker.io changes the recipe
