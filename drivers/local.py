@@ -67,6 +67,9 @@ class LocalDriver(Driver):
                    "else http://deb.debian.org/debian)", str, None, "PROVISION_LOCAL_MIRROR"),
     )
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # How long a boot may take until SSH and the engine answer: TCG on a busy host needs minutes.
+    # (Read by the core where it waits after create/start, when it supports a per-driver bound.)
+    boot_timeout: ClassVar[float] = 600.0
 
     # -- files -----------------------------------------------------------------------------------------
     @property
