@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.errors import CommandError, DriverError
+from provision.errors import CommandError, DriverError, UsageError
 
 from .images import BaseImage
 
@@ -184,6 +184,12 @@ def _opt(value: object) -> str:
 
 def create_overlay(overlay: Path, image: BaseImage, size_gb: int) -> None:
     """A qcow2 that reads unwritten blocks from the shared base image and grows to ``size_gb``."""
+    info = json.loads(_run_tool(["qemu-img", "info", "--output=json", str(image.disk)], "qemu-img info"))
+    base_bytes = int(info.get("virtual-size", 0))
+    if size_gb * 10**9 < base_bytes:
+        # A disk smaller than the base image would cut its filesystem short.
+        raise UsageError(f"a {size_gb} GB disk is smaller than the {image.kind} base image "
+                         f"({base_bytes / 10**9:.1f} GB); give a larger --local-disk-size")
     _run_tool(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", image.disk_format,
                str(overlay), f"{size_gb}G"], "qemu-img create")
 

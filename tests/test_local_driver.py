@@ -255,6 +255,17 @@ def test_cloud_image_is_verified_cached_and_usable(image_server: _Server, tmp_pa
     assert str(image.disk) in info
 
 
+def test_overlay_smaller_than_its_base_is_refused(tmp_path: Path) -> None:
+    from provision.errors import UsageError
+
+    base = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "5G"], check=True)
+    image = images.BaseImage(kind="url", disk=base, disk_format="qcow2")
+    with pytest.raises(UsageError, match="smaller than the url base image"):
+        qemu.create_overlay(tmp_path / "disk.qcow2", image, 2)
+    assert not (tmp_path / "disk.qcow2").exists()
+
+
 def test_cloud_image_with_wrong_checksum_is_rejected(image_server: _Server, tmp_path: Path) -> None:
     _publish_sums(image_server, hashlib.sha512(b"something else").hexdigest())
     url = f"{image_server.url}/images/bookworm/tiny-generic.qcow2"
