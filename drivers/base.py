@@ -115,6 +115,8 @@ class Driver(ABC):
     options: ClassVar[tuple[OptionSpec, ...]] = ()
     capabilities: ClassVar[Capabilities] = Capabilities()
     engine_port: ClassVar[int] = 2376
+    # How long a boot may take until SSH and the engine answer (a VM under software emulation is slow).
+    boot_timeout: ClassVar[float] = 120.0
 
     def __init__(self, context: DriverContext) -> None:
         self.ctx = context

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 ENGINE_READY_TIMEOUT = 120.0
+SSH_TIMEOUT = 300.0
 FIRST_LOGIN_AUTH_RETRY = 180.0
 
 
@@ -215,12 +216,13 @@ class Machines:
 
     # -- provisioning ----------------------------------------------------------------------------
     def _session(self, record: MachineRecord, driver: Driver, *, first_contact: bool = False,
-                 timeout: float = 300.0) -> RemoteSession:
+                 timeout: float = SSH_TIMEOUT) -> RemoteSession:
         from .ssh import RemoteSession
 
         if not driver.capabilities.ssh:
             raise NotSupported(f'the {record.driver} driver offers no SSH access')
         endpoint = driver.ssh_endpoint()
+        timeout = max(timeout, driver.boot_timeout)
         self.progress(f"Waiting for SSH on {endpoint.host}:{endpoint.port}")
         auth_retry = FIRST_LOGIN_AUTH_RETRY if first_contact and driver.capabilities.keys_at_boot else 0.0
         return RemoteSession.connect(endpoint, known_host_key=None if first_contact else record.host_key,
@@ -269,7 +271,7 @@ class Machines:
         record = record.evolve(facts={**record.facts, **_facts_dict(facts)},
                                engine=_with_storage_driver(record.engine, facts.storage_driver))
         self.store.save(record)
-        self.wait_for_engine(self.connection(record))
+        self.wait_for_engine(self.connection(record), max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
         return record
 
     def wait_for_engine(self, info: ConnectionInfo, timeout: float = ENGINE_READY_TIMEOUT) -> None:
@@ -389,7 +391,7 @@ class Machines:
                 install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
                               self.progress)
             self.write_context(record)
-        self.wait_for_engine(self.connection(record))
+        self.wait_for_engine(self.connection(record), max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
         return record
 
     def start(self, name: str) -> MachineRecord:

@@ -15,11 +15,14 @@ pytest_plugins = ["fixtures_dockerd", "fixtures_sshd", "fixtures_vm", "fixtures_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# Resolved at import, before any test swaps HOME for a temporary one.
+_SHARED_CACHE = Path(os.environ.get("PROVISION_TEST_CACHE", Path.home() / ".cache" / "provision-tests"))
+
+
 def shared_cache_dir() -> Path:
     """Built VM images outlive one test: CI builds each base image once per run."""
-    path = Path(os.environ.get("PROVISION_TEST_CACHE", Path.home() / ".cache" / "provision-tests"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    _SHARED_CACHE.mkdir(parents=True, exist_ok=True)
+    return _SHARED_CACHE
 
 
 @pytest.fixture(autouse=True)
