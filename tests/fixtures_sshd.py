@@ -44,6 +44,7 @@ class SSHD:
     port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
     process: subprocess.Popen | None = None
+    extra_config: str = ""  # appended to sshd_config at the next start (e.g. more HostKey lines)
 
     def __post_init__(self) -> None:
         # World-readable directory: sshd reads authorized_keys with the logging-in user's rights.
@@ -88,6 +89,7 @@ class SSHD:
             "LogLevel VERBOSE\n"
             "MaxStartups 100\n"
             "MaxSessions 100\n"
+            + self.extra_config
         )
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([SSHD_BINARY, "-D", "-e", "-f", str(self.config_path)],

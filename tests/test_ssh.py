@@ -62,27 +62,11 @@ def test_pinned_key_is_asked_for_when_server_has_several(sshd_root: SSHLogin, tm
     server = sshd_root.sshd
     ecdsa = server.workdir / "ssh_host_ecdsa_key"
     keygen(ecdsa, "ecdsa")
-    server.stop()
-    server.start()
-    server.config_path.write_text(server.config_path.read_text() + f"HostKey {ecdsa}\n")
-    server.stop()
-    server.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(server.config_path)],
-                                      stdin=subprocess.DEVNULL, stderr=server.log_path.open("ab"))
-    _wait_port(server.port)
+    server.extra_config = f"HostKey {ecdsa}\n"
+    server.restart()
     pinned = " ".join(Path(f"{ecdsa}.pub").read_text().split()[:2])
     with RemoteSession.connect(sshd_root.endpoint(), known_host_key=pinned, machine="m", timeout=10) as s:
         assert s.host_key == pinned
-
-
-def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("sshd did not come up")
 
 
 def test_wrong_key_fails_at_once_with_a_clear_error(sshd_root: SSHLogin, tmp_path: Path) -> None:
