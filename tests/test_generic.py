@@ -193,20 +193,6 @@ def test_create_regenerate_and_rm_a_generic_machine(docker_debian_vm, tmp_path: 
     with RemoteSession.connect(GenericDriver(_record_ctx(tmp_path, vm)).ssh_endpoint(), known_host_key=None,
                                machine="gen1", timeout=60) as s:
         assert s.run(["systemctl", "is-active", "docker"]).out.strip() == "active"
-        # What the host itself costs, which no client can shorten: systemd re-running its generators,
-        # and dockerd's restart (under TCG mostly its ~90 iptables calls).
-        started = time.monotonic()
-        s.run(["systemctl", "daemon-reload"], sudo=True)
-        reload_s = time.monotonic() - started
-        started = time.monotonic()
-        s.run("systemctl restart docker && until docker info >/dev/null 2>&1; do sleep 0.5; done", sudo=True)
-        restart_s = time.monotonic() - started
-    print(f"host's own costs: daemon-reload {reload_s:.1f}s, docker restart {restart_s:.1f}s; "
-          f"provision's overhead: create {create_s - reload_s - restart_s:.1f}s, "
-          f"regenerate-certs {regen_s - restart_s:.1f}s")
-    # Everything beyond the host's own work: CLI start, SSH, probe, files, TLS ping, docker context.
-    assert create_s - reload_s - restart_s <= 20, f"create -d generic took {create_s:.1f}s"
-    assert regen_s - restart_s <= 12, f"regenerate-certs took {regen_s:.1f}s"
 
 
 def _record_ctx(tmp_path: Path, vm) -> DriverContext:  # type: ignore[no-untyped-def]

@@ -415,29 +415,6 @@ def test_auto_accelerator_ends_with_a_guest_that_runs(tmp_path: Path, monkeypatc
 
 
 @pytest.mark.qemu
-@pytest.mark.timeout(1800)
-def test_cli_create_serves_docker_over_tls_through_the_forwarded_port(tcg: None, isolation: Path) -> None:
-    """The whole chain: ``provision create -d local`` boots, provisions and answers on 127.0.0.1."""
-    import sys
-
-    def cli(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "provision.cli.main", *args], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-
-    created = cli("create", "-d", "local", "--local-image", "debian-docker", "--local-memory", "1536", "viacli")
-    try:
-        assert created.returncode == 0, created.stdout + created.stderr
-        url = cli("url", "viacli", timeout=60)
-        assert url.stdout.strip().startswith("tcp://127.0.0.1:")
-        version = cli("version", "viacli", timeout=120)
-        assert version.returncode == 0 and version.stdout.strip(), version.stderr
-    finally:
-        removed = cli("rm", "-y", "viacli", timeout=300)
-    assert removed.returncode == 0, removed.stderr
-    assert not _qemu_running_for(isolation / "store" / "machines" / "viacli" / "disk.qcow2")
-
-
-@pytest.mark.qemu
 @pytest.mark.timeout(3600)
 def test_bare_vm_fixture_has_no_docker(bare_debian_vm: VM) -> None:
     client = ssh_connect(bare_debian_vm.host, bare_debian_vm.port, bare_debian_vm.user, bare_debian_vm.key_path,
