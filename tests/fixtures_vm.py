@@ -161,3 +161,16 @@ def bare_debian_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VM]:
 def docker_debian_vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VM]:
     """A running Debian bookworm VM with docker.io preinstalled, reachable over SSH on 127.0.0.1."""
     yield from _boot_vm(tmp_path_factory, "docker-debian", "debian-docker")
+
+
+def qemu_running_for(path: Path) -> bool:
+    """Any process whose command line names ``path`` (our QEMU names its overlay)."""
+    needle = str(path).encode()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if needle in (proc / "cmdline").read_bytes():
+                    return True
+            except OSError:
+                continue
+    return False

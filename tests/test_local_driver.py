@@ -18,7 +18,7 @@ from drivers import images, qemu
 from drivers.base import MachineState
 from drivers.local import SSH_USER, LocalDriver
 from drivers.seed import VOLUME_LABEL, read_seed_iso, render_seed_files, write_seed_iso
-from fixtures_vm import TEST_ACCEL, VM, make_context, ssh_connect, ssh_run, wait_for_ssh
+from fixtures_vm import TEST_ACCEL, VM, make_context, qemu_running_for, ssh_connect, ssh_run, wait_for_ssh
 from provision.errors import DriverError
 
 
@@ -285,19 +285,6 @@ def test_cloud_image_without_published_checksum_is_refused(image_server: _Server
 
 # -- real machines under TCG -----------------------------------------------------------------------
 
-def _qemu_running_for(path: Path) -> bool:
-    """Any process whose command line names ``path`` (our QEMU names its overlay)."""
-    needle = str(path).encode()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "cmdline").read_bytes():
-                    return True
-            except OSError:
-                continue
-    return False
-
-
 @pytest.fixture
 def tcg(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROVISION_LOCAL_ACCEL", TEST_ACCEL)
@@ -339,7 +326,7 @@ def test_lifecycle_under_tcg(tcg: None, tmp_path: Path) -> None:
 
         driver.stop()
         assert driver.state() is MachineState.STOPPED
-        assert not _qemu_running_for(machine_dir / "disk.qcow2")
+        assert not qemu_running_for(machine_dir / "disk.qcow2")
 
         driver.start()
         assert (ctx.data["ssh_port"], ctx.data["engine_port"]) == ports
@@ -356,10 +343,10 @@ def test_lifecycle_under_tcg(tcg: None, tmp_path: Path) -> None:
         driver.kill()
         assert time.monotonic() - started < 15
         assert driver.state() is MachineState.STOPPED
-        assert not _qemu_running_for(machine_dir / "disk.qcow2")
+        assert not qemu_running_for(machine_dir / "disk.qcow2")
     finally:
         driver.remove()
-    assert not _qemu_running_for(machine_dir / "disk.qcow2")
+    assert not qemu_running_for(machine_dir / "disk.qcow2")
     assert set(os.listdir(machine_dir)) == own_files
     assert not Path(ctx.data["qmp_socket"]).exists()
     assert driver.state() is MachineState.NOT_FOUND
@@ -379,7 +366,7 @@ def test_two_machines_get_different_ports(tcg: None, tmp_path: Path) -> None:
     finally:
         for driver in drivers:
             driver.remove()
-    assert not any(_qemu_running_for(d.ctx.machine_dir / "disk.qcow2") for d in drivers)
+    assert not any(qemu_running_for(d.ctx.machine_dir / "disk.qcow2") for d in drivers)
 
 
 @pytest.mark.qemu

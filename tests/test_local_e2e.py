@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from clirun import run
+from fixtures_vm import qemu_running_for
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(3600)]
 
@@ -42,18 +43,6 @@ def image_tarball(tmp_path: Path) -> bytes:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(tmp_path / "hello", arcname="hello")
     return buffer.getvalue()
-
-
-def qemu_running_for(path: Path) -> bool:
-    needle = str(path).encode()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if needle in (proc / "cmdline").read_bytes():
-                    return True
-            except OSError:
-                continue
-    return False
 
 
 def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
