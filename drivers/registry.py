@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 from provision.errors import UnknownDriver
@@ -30,8 +31,11 @@ class DriverEntry:
         return self.entry_point.value.startswith(BUILTIN_MODULE_PREFIX)
 
 
+@cache
 def available() -> dict[str, DriverEntry]:
-    """Every registered driver name, without importing any driver module."""
+    """Every registered driver name, without importing any driver module.
+
+    Scanning installed distributions costs tens of milliseconds: once per process, not per machine."""
     found: dict[str, DriverEntry] = {}
     for ep in entry_points(group=GROUP):
         entry = DriverEntry(ep.name, ep)
@@ -41,11 +45,9 @@ def available() -> dict[str, DriverEntry]:
     return dict(sorted(found.items()))
 
 
-def load(name: str) -> type[Driver]:
-    entry = available().get(name)
-    if entry is None:
-        known = ", ".join(available()) or "none installed"
-        raise UnknownDriver(f'Driver "{name}" not found. Known drivers: {known}')
+@cache
+def _load_class(name: str) -> type[Driver]:
+    entry = available()[name]
     try:
         cls = entry.entry_point.load()
     except Exception as exc:  # a third party's import error must not read as ours
@@ -55,6 +57,13 @@ def load(name: str) -> type[Driver]:
     if getattr(cls, "name", None) != name:
         raise UnknownDriver(f'Driver "{name}" declares the name "{getattr(cls, "name", None)}"')
     return cls
+
+
+def load(name: str) -> type[Driver]:
+    if name not in available():
+        known = ", ".join(available()) or "none installed"
+        raise UnknownDriver(f'Driver "{name}" not found. Known drivers: {known}')
+    return _load_class(name)
 
 
 def load_all() -> dict[str, type[Driver]]:

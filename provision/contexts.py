@@ -6,7 +6,6 @@ to the user and is never overwritten or removed. Every other key of ``config.jso
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ CONFIG_FILE = "config.json"
 
 
 def context_id(name: str) -> str:
+    import hashlib  # ~8 ms of start-up that `env` and `url` never need
+
     return hashlib.sha256(name.encode()).hexdigest()
 
 

@@ -6,7 +6,6 @@ per machine with a SAN for every address a client may use. ECDSA P-256 throughou
 
 from __future__ import annotations
 
-import ipaddress
 from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,6 +59,8 @@ def _name(common_name: str) -> x509.Name:
 
 
 def san_entries(names: list[str] | tuple[str, ...]) -> list[x509.GeneralName]:
+    import ipaddress
+
     from cryptography import x509
 
     entries: list[x509.GeneralName] = []

@@ -117,3 +117,11 @@ def test_templates_format() -> None:
     assert formatting.table_header("{{.Name}}\\t{{.DockerVersion}}") == "NAME\tDOCKER"
     with pytest.raises(UsageError):
         formatting.render("{{.Nope}}", row)
+
+
+def test_url_host() -> None:
+    from provision.machines import url_host
+
+    assert url_host("tcp://192.0.2.1:2376") == "192.0.2.1"
+    assert url_host("tcp://[::1]:2376") == "::1"
+    assert url_host("tcp://docker.example") == "docker.example"
