@@ -14,17 +14,20 @@ from pathlib import Path
 from provision.errors import ProvisionError, UsageError
 from provision.machines import Machines
 
-FAST_COMMANDS = frozenset({"env", "url", "config", "active", "use"})
-_FLAGS = {
+FAST_COMMANDS = frozenset({"env", "url", "config", "active", "use", "ls"})
+# flag -> takes a value (True) or not (False); "multi" flags may repeat and collect a list.
+_FLAGS: dict[str, dict[str, bool | str]] = {
     "env": {"--shell": True, "--unset": False, "-u": False, "--no-proxy": False},
     "url": {},
     "config": {},
     "active": {},
     "use": {"--unset": False, "-u": False},
+    "ls": {"-q": False, "--quiet": False, "--json": False, "--format": True, "--timeout": True, "-t": True,
+           "--filter": "multi", "-f": "multi"},
 }
 
 
-def _split(args: list[str]) -> tuple[Path | None, str, dict[str, str | bool], list[str]] | None:
+def _split(args: list[str]) -> tuple[Path | None, str, dict[str, str | bool | list[str]], list[str]] | None:
     storage: Path | None = None
     i = 0
     while i < len(args) and args[i].startswith("-"):
@@ -40,7 +43,7 @@ def _split(args: list[str]) -> tuple[Path | None, str, dict[str, str | bool], li
         return None
     command, rest = args[i], args[i + 1:]
     known = _FLAGS[command]
-    flags: dict[str, str | bool] = {}
+    flags: dict[str, str | bool | list[str]] = {}
     positional: list[str] = []
     j = 0
     while j < len(rest):
@@ -55,7 +58,11 @@ def _split(args: list[str]) -> tuple[Path | None, str, dict[str, str | bool], li
                         return None
                     value = rest[j + 1]
                     j += 1
-                flags[name] = value
+                if known[name] == "multi":
+                    flags.setdefault("--filter", [])
+                    flags["--filter"].append(value)  # type: ignore[union-attr]
+                else:
+                    flags[name] = value
             elif eq:
                 return None
             else:
@@ -114,7 +121,7 @@ def run_fast(args: list[str]) -> int | None:
     if parsed is None:
         return None
     storage, command, flags, positional = parsed
-    if command == "active" and positional:
+    if command in ("active", "ls") and positional:
         return None
     service = Machines.open(storage)
     name = positional[0] if positional else None
@@ -129,6 +136,19 @@ def run_fast(args: list[str]) -> int | None:
         text = config_text(service, name)
     elif command == "active":
         text = active_text(service)
+    elif command == "ls":
+        from .lsview import ls_text
+
+        timeout = flags.get("--timeout", flags.get("-t", "10"))
+        try:
+            seconds = float(timeout)  # type: ignore[arg-type]
+        except ValueError:
+            return None  # the full CLI explains the bad value
+        fmt = flags.get("--format")
+        text = ls_text(service, quiet=bool(flags.get("-q") or flags.get("--quiet")),
+                       filters=list(flags.get("--filter") or []),  # type: ignore[arg-type]
+                       fmt=fmt if isinstance(fmt, str) else None, timeout=seconds,
+                       as_json=bool(flags.get("--json")))
     else:
         text, warnings = use_text(service, name, unset)
         for line in warnings:
