@@ -15,7 +15,7 @@ from typing import Any
 from .errors import ProvisionError
 from .fsutil import atomic_write, ensure_dir
 
-MARKER = "ProvisionMachine"
+from .paths import CONTEXT_MARKER as MARKER
 CONFIG_FILE = "config.json"
 
 

@@ -1,39 +1,46 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of either."""
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of either.
+
+Plain ``os`` calls only: this module sits on the start-up path of ``env`` and ``use``.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
-from pathlib import Path
+
+_COUNTER = itertools.count()
 
 
-def ensure_dir(path: Path, mode: int = 0o700) -> Path:
+def ensure_dir(path: "Path", mode: int = 0o700) -> "Path":  # noqa: F821
     path.mkdir(parents=True, exist_ok=True, mode=mode)
     return path
 
 
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
+def atomic_write(path: "os.PathLike[str] | str", data: bytes | str, mode: int = 0o600) -> None:
     if isinstance(data, str):
         data = data.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = os.fspath(path)
+    directory = os.path.dirname(target) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.{next(_COUNTER)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    _fsync_dir(directory)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -22,6 +22,7 @@ from .errors import (EngineError, HostNotRunning, Interrupted, MachineNotFound, 
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
 from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
+from .shellenv import override_warnings, url_host
 from .record import CertInfo, EngineSettings, Lifecycle, MachineRecord
 from .store import BrokenEntry, Store
 if TYPE_CHECKING:
@@ -567,12 +568,7 @@ class Machines:
         return self._override_warnings("default")
 
     def _override_warnings(self, context: str) -> list[str]:
-        warnings = []
-        for var in ("DOCKER_HOST", "DOCKER_CONTEXT"):
-            if self.environ.get(var):
-                warnings.append(f"{var} is set in this shell and overrides the current context "
-                                f"({context}); run `provision env --unset` or `unset {var}`")
-        return warnings
+        return override_warnings(self.environ, context)
 
     # -- ssh -------------------------------------------------------------------------------------
     def ssh_target(self, name: str | None) -> tuple[SSHEndpoint, Path]:
@@ -593,14 +589,6 @@ class Machines:
         driver = self.driver_for(record)
         with self._session(record, driver) as session:
             yield session
-
-
-def url_host(url: str) -> str:
-    """The host of ``tcp://HOST:PORT`` (urllib.parse costs start-up time `env` cannot spare)."""
-    rest = url.split("://", 1)[-1].split("/", 1)[0]
-    if rest.startswith("["):
-        return rest[1:].split("]", 1)[0]
-    return rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest
 
 
 def _engine_url_or_none(driver: Driver) -> str | None:

@@ -7,7 +7,10 @@ so a store can be moved or shared as a directory.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing itself costs start-up time on the `env` path
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STORAGE_ENV = "PROVISION_STORAGE_PATH"
 CACHE_ENV = "PROVISION_CACHE_PATH"
@@ -30,8 +33,13 @@ SSH_PUBKEY = "id_ed25519.pub"
 KNOWN_HOSTS = "known_hosts"
 LOCK = ".lock"
 
+RECORD_SCHEMA_VERSION = 1  # of machine.json
+CONTEXT_MARKER = "ProvisionMachine"  # metadata field that marks a docker context as provision's own
+
 
 def default_storage_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    from pathlib import Path
+
     env = os.environ if environ is None else environ
     if env.get(STORAGE_ENV):
         return Path(env[STORAGE_ENV]).expanduser()
@@ -42,6 +50,8 @@ def default_storage_path(environ: dict[str, str] | os._Environ[str] | None = Non
 
 def docker_config_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
     """Docker's own config dir, found the way the docker CLI finds it."""
+    from pathlib import Path
+
     env = os.environ if environ is None else environ
     if env.get(DOCKER_CONFIG_ENV):
         return Path(env[DOCKER_CONFIG_ENV]).expanduser()

@@ -13,8 +13,7 @@ from typing import Any
 
 from . import __version__
 from .errors import BrokenRecord
-
-SCHEMA_VERSION = 1
+from .paths import RECORD_SCHEMA_VERSION as SCHEMA_VERSION
 
 
 class Lifecycle(str, enum.Enum):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 from .errors import UsageError
 
@@ -11,13 +11,8 @@ POSIX_SHELLS = frozenset({"bash", "zsh", "sh", "ksh", "dash", "ash", "mksh", "ya
 SHELLS = ("bash", "zsh", "sh", "fish", "powershell", "pwsh", "cmd", "tcsh", "csh", "emacs")
 
 
-@dataclass(frozen=True)
-class _Syntax:
-    prefix: str
-    delimiter: str
-    suffix: str
-    unset_prefix: str
-    unset_suffix: str
+# A namedtuple, not a dataclass: this module is on the start-up path of `env`.
+_Syntax = namedtuple("_Syntax", "prefix delimiter suffix unset_prefix unset_suffix")
 
 
 _SYNTAX = {
@@ -121,3 +116,18 @@ def env_script(*, shell: str | None, unset: bool, no_proxy: bool, command_line: 
     assert connection is not None
     name, url, ip, cert_path = connection
     return render_set(syntax, machine_variables(name, url, ip, cert_path, no_proxy, environ), command_line)
+
+
+def override_warnings(environ: dict[str, str] | os._Environ[str], context: str) -> list[str]:
+    """Variables that beat docker's current context, so `use` can say why it seems to do nothing."""
+    return [f"{var} is set in this shell and overrides the current context ({context}); "
+            f"run `provision env --unset` or `unset {var}`" for var in ("DOCKER_HOST", "DOCKER_CONTEXT")
+            if environ.get(var)]
+
+
+def url_host(url: str) -> str:
+    """The host of ``tcp://HOST:PORT`` (urllib.parse costs start-up time `env` cannot spare)."""
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    if rest.startswith("["):
+        return rest[1:].split("]", 1)[0]
+    return rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest

@@ -92,3 +92,21 @@ def test_default_machine_rule(cert_path: str) -> None:
     run("create", "-d", "none", "--url", URL, "default", check=True)
     assert 'DOCKER_MACHINE_NAME="default"' in run("env", "--shell", "bash", check=True).stdout
     assert run("url", check=True).stdout == URL + "\n"
+
+
+@pytest.mark.parametrize("command", ["env", "url", "config", "active"])
+def test_light_path_matches_the_core_service(command: str, cert_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The start-up fast path reads records itself; it must say exactly what the core service says."""
+    from provision.cli import texts
+    from provision.cli.light import run_light
+    from provision.machines import Machines
+
+    run("use", "dev", check=True)
+    service = Machines.open()
+    expected = {"env": lambda: texts.env_text(service, "dev", "fish", False, True),
+                "url": lambda: service.connection(service.get("dev")).url + "\n",
+                "config": lambda: texts.config_text(service, "dev"),
+                "active": lambda: texts.active_text(service)}[command]()
+    flags = {"--shell": "fish", "--no-proxy": True} if command == "env" else {}
+    assert run_light(None, command, flags, [] if command == "active" else ["dev"]) == 0
+    assert capsys.readouterr().out == expected

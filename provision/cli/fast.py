@@ -1,18 +1,16 @@
-"""A fast path for the commands shells run often (``env``, ``url``, ``config``, ``active``, ``use``).
+"""A fast path for the commands shells run often (``env``, ``url``, ``config``, ``active``, ``use``, ``ls``).
 
-Importing typer costs about 100 ms, twice the budget of these commands. Their simple forms are parsed
-here and run through the same core functions; anything unusual (``--help``, an unknown flag, a typo)
-returns None and goes to the full typer CLI, which owns every error message about usage.
+Importing typer costs about 100 ms, more than these commands' whole budget. Their simple forms are
+parsed here; anything unusual (``--help``, an unknown flag, a typo) returns None and goes to the full
+typer CLI, which owns every usage message. ``run_light`` then answers straight from the record when it
+is ready and well formed; any doubt falls through to the core service, which explains errors.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
-from provision.errors import ProvisionError, UsageError
-from provision.machines import Machines
+from .light import run_light
 
 FAST_COMMANDS = frozenset({"env", "url", "config", "active", "use", "ls"})
 # flag -> takes a value (True) or not (False); "multi" flags may repeat and collect a list.
@@ -27,15 +25,15 @@ _FLAGS: dict[str, dict[str, bool | str]] = {
 }
 
 
-def _split(args: list[str]) -> tuple[Path | None, str, dict[str, str | bool | list[str]], list[str]] | None:
-    storage: Path | None = None
+def _split(args: list[str]) -> tuple[str | None, str, dict[str, str | bool | list[str]], list[str]] | None:
+    storage: str | None = None
     i = 0
     while i < len(args) and args[i].startswith("-"):
         if args[i] in ("-s", "--storage-path") and i + 1 < len(args):
-            storage = Path(args[i + 1])
+            storage = args[i + 1]
             i += 2
         elif args[i].startswith("--storage-path="):
-            storage = Path(args[i].split("=", 1)[1])
+            storage = args[i].split("=", 1)[1]
             i += 1
         else:
             return None  # --debug and friends: the full CLI
@@ -75,47 +73,6 @@ def _split(args: list[str]) -> tuple[Path | None, str, dict[str, str | bool | li
     return storage, command, flags, positional
 
 
-def command_line(argv: list[str] | None = None) -> str:
-    """The invocation as the user typed it, for the "Run this command" hint (Docker Machine used os.Args)."""
-    import shlex
-
-    args = (sys.argv if argv is None else argv)[1:]
-    return " ".join(["provision", *(shlex.quote(a) for a in args)])
-
-
-def env_text(service: Machines, name: str | None, shell: str | None, unset: bool, no_proxy: bool) -> str:
-    from provision.shellenv import env_script
-
-    connection = None
-    if not unset:
-        info = service.connection(service.get(name))
-        connection = (info.name, info.url, info.ip, str(info.cert_path))
-    return env_script(shell=shell, unset=unset, no_proxy=no_proxy, command_line=command_line(),
-                      environ=service.environ, connection=connection)
-
-
-def config_text(service: Machines, name: str | None) -> str:
-    info = service.connection(service.get(name))
-    return (f'--tlsverify\n--tlscacert="{info.tls.ca}"\n--tlscert="{info.tls.cert}"\n'
-            f'--tlskey="{info.tls.key}"\n-H={info.url}\n')
-
-
-def active_text(service: Machines) -> str:
-    active = service.active_name()
-    if not active:
-        raise ProvisionError("No active host found")
-    return active + "\n"
-
-
-def use_text(service: Machines, name: str | None, unset: bool) -> tuple[str, list[str]]:
-    if unset:
-        return 'Current context is now "default"\n', service.use_unset()
-    if not name:
-        raise UsageError("Error: provision use needs a machine NAME (or --unset)")
-    context, warnings = service.use(name)
-    return f'Current context is now "{context}"\n', warnings
-
-
 def run_fast(args: list[str]) -> int | None:
     parsed = _split(args)
     if parsed is None:
@@ -123,7 +80,17 @@ def run_fast(args: list[str]) -> int | None:
     storage, command, flags, positional = parsed
     if command in ("active", "ls") and positional:
         return None
-    service = Machines.open(storage)
+    if command != "ls":
+        code = run_light(storage, command, flags, positional)
+        if code is not None:
+            return code
+    from pathlib import Path
+
+    from provision.machines import Machines
+
+    from .texts import active_text, config_text, env_text, use_text
+
+    service = Machines.open(Path(storage) if storage else None)
     name = positional[0] if positional else None
     unset = bool(flags.get("--unset") or flags.get("-u"))
     if command == "env":

@@ -11,7 +11,7 @@ from provision import __version__, formatting
 
 from . import flagparse
 from .app import app, machines, one_name, out
-from .fast import config_text
+from .texts import config_text
 
 NAMES = typer.Argument(None, metavar="[NAME]")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .app import app, machines, one_name, out, warn
-from .fast import active_text, env_text, use_text
+from .texts import active_text, env_text, use_text
 
 
 @app.command(help="Print the shell commands that point docker at a machine (eval them)")

@@ -1,0 +1,41 @@
+"""The text of the commands the fast path also serves, computed through the core service."""
+
+from __future__ import annotations
+
+from provision.errors import ProvisionError, UsageError
+from provision.machines import Machines
+
+from .light import command_line
+
+
+def env_text(service: Machines, name: str | None, shell: str | None, unset: bool, no_proxy: bool) -> str:
+    from provision.shellenv import env_script
+
+    connection = None
+    if not unset:
+        info = service.connection(service.get(name))
+        connection = (info.name, info.url, info.ip, str(info.cert_path))
+    return env_script(shell=shell, unset=unset, no_proxy=no_proxy, command_line=command_line(),
+                      environ=service.environ, connection=connection)
+
+
+def config_text(service: Machines, name: str | None) -> str:
+    info = service.connection(service.get(name))
+    return (f'--tlsverify\n--tlscacert="{info.tls.ca}"\n--tlscert="{info.tls.cert}"\n'
+            f'--tlskey="{info.tls.key}"\n-H={info.url}\n')
+
+
+def active_text(service: Machines) -> str:
+    active = service.active_name()
+    if not active:
+        raise ProvisionError("No active host found")
+    return active + "\n"
+
+
+def use_text(service: Machines, name: str | None, unset: bool) -> tuple[str, list[str]]:
+    if unset:
+        return 'Current context is now "default"\n', service.use_unset()
+    if not name:
+        raise UsageError("Error: provision use needs a machine NAME (or --unset)")
+    context, warnings = service.use(name)
+    return f'Current context is now "{context}"\n', warnings
