@@ -6,8 +6,8 @@ import http.client
 import json
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,16 +21,21 @@ class TLSFiles:
     key: Path
 
 
-@lru_cache(maxsize=64)
-def _context(ca: bytes, cert: Path, key: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca.decode())
-    ctx.load_cert_chain(str(cert), str(key))
-    return ctx
+_CONTEXTS: dict[tuple[bytes, bytes, bytes], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
 
 
 def ssl_context(tls: TLSFiles) -> ssl.SSLContext:
-    # Every machine of a store shares one CA and client cert: build the context once per content.
-    return _context(tls.ca.read_bytes(), tls.cert, tls.key)
+    """Every machine of a store holds copies of one CA and client cert: build one context per content,
+    not one per machine (each costs a few milliseconds of CPU, and `ls` probes all machines at once)."""
+    key = (tls.ca.read_bytes(), tls.cert.read_bytes(), tls.key.read_bytes())
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(key)
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=key[0].decode())
+            context.load_cert_chain(str(tls.cert), str(tls.key))
+            _CONTEXTS[key] = context
+        return context
 
 
 def host_port(url: str) -> tuple[str, int]:
