@@ -57,9 +57,10 @@ class LocalDriver(Driver):
         OptionSpec("local-memory", "Memory in MiB", int, 2048, "PROVISION_LOCAL_MEMORY"),
         OptionSpec("local-disk-size", "Disk size in GB", int, 20, "PROVISION_LOCAL_DISK_SIZE"),
         OptionSpec("local-image",
-                   "Base image: 'debian' (built from the Debian archive), 'debian-docker' (the same with "
-                   "docker.io preinstalled), or the http(s) URL of a cloud image with SHA512SUMS beside it",
-                   str, "debian", "PROVISION_LOCAL_IMAGE"),
+                   "Base image: 'debian-docker' (built from the Debian archive with docker.io preinstalled, "
+                   "like boot2docker: creates need no package install), 'debian' (the same without Docker: "
+                   "provisioning installs it), or the http(s) URL of a cloud image with SHA512SUMS beside it",
+                   str, "debian-docker", "PROVISION_LOCAL_IMAGE"),
         OptionSpec("local-accel", "Accelerator: auto (KVM on Linux, HVF on macOS, else TCG), kvm, hvf or tcg",
                    str, "auto", "PROVISION_LOCAL_ACCEL", choices=qemu.ACCELERATORS),
         OptionSpec("local-mirror",
@@ -106,7 +107,7 @@ class LocalDriver(Driver):
             raise UsageError("the local driver needs at least 1 CPU, 256 MiB of memory and a 2 GB disk")
         requested = str(self.ctx.option("local_accel") or "auto")
         accel = qemu.choose_accelerator(requested)
-        image_spec = str(self.ctx.option("local_image") or "debian")
+        image_spec = str(self.ctx.option("local_image") or "debian-docker")
         mirror = str(self.ctx.option("local_mirror") or host_debian_mirror()).rstrip("/")
 
         ssh_port, engine_port = qemu.free_ports(2)
