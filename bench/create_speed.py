@@ -39,6 +39,10 @@ def timed(label: str, argv: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
+    import logging
+
+    # paramiko logs each refused handshake while the VM boots; the wait itself reports what matters.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accel", default="tcg")
     args = parser.parse_args()
