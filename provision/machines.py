@@ -153,22 +153,12 @@ class Machines:
         validate_machine_name(request.name)
         driver_cls = _registry().load(request.driver)
         options = resolve(driver_cls, request.driver_flags, self.environ)
-        if self.store.exists(request.name):
-            from .errors import MachineExists
-
-            raise MachineExists(request.name)
         record = MachineRecord(name=request.name, driver=request.driver,
                                driver_options=public(driver_cls, options), engine=request.engine)
-        self.store.claim(record)
+        self.store.claim(record)  # refuses a name already taken
         with self.store.lock(request.name):
-            data: dict[str, Any] = {}
-            holder = {"record": record}
-
-            def checkpoint() -> None:
-                holder["record"] = holder["record"].evolve(driver_data=dict(data))
-                self.store.save(holder["record"])
-
-            driver = self.driver_for(record, data=data, checkpoint=checkpoint)
+            keeper = _Keeper(self.store, record)
+            driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
             driver.ctx.options = options  # secrets stay in memory only
             try:
                 self.progress("Creating the certificate authority and client certificate")
@@ -180,8 +170,8 @@ class Machines:
                     generate_ed25519(driver.ctx.ssh_key_path, f"provision-{request.name}")
                 self.progress(f"Creating machine {request.name} with the {request.driver} driver")
                 driver.create()
-                checkpoint()
-                record = holder["record"].evolve(url=driver.engine_url())
+                keeper.checkpoint()
+                record = keeper.record.evolve(url=driver.engine_url())
                 if driver_cls.capabilities.provisions_engine:
                     record = self._provision(record, driver, first_contact=True)
                 record = record.evolve(lifecycle=Lifecycle.READY, error=None)
@@ -189,8 +179,8 @@ class Machines:
                 self.write_context(record)
                 return record
             except BaseException as exc:
-                failed = holder["record"].evolve(driver_data=dict(data), lifecycle=Lifecycle.ERROR,
-                                                 error=_describe(exc))
+                failed = keeper.record.evolve(driver_data=dict(keeper.data), lifecycle=Lifecycle.ERROR,
+                                              error=_describe(exc))
                 self._fail_create(failed, driver, request.keep_on_failure)
                 if isinstance(exc, KeyboardInterrupt):
                     raise Interrupted("Interrupted; " + (
@@ -358,18 +348,12 @@ class Machines:
         if not getattr(driver_cls.capabilities, action):
             raise NotSupported(f'the {record.driver} driver cannot {action} machine "{name}"')
         with self.store.lock(name):
-            data = dict(record.driver_data)
-            holder = {"record": record}
-
-            def checkpoint() -> None:
-                holder["record"] = holder["record"].evolve(driver_data=dict(data))
-                self.store.save(holder["record"])
-
-            driver = self.driver_for(record, data=data, checkpoint=checkpoint)
+            keeper = _Keeper(self.store, record)
+            driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
             self.progress(f"{action.capitalize()}ing {name}" if action != "stop" else f"Stopping {name}")
             getattr(driver, action)()
-            checkpoint()
-            record = holder["record"]
+            keeper.checkpoint()
+            record = keeper.record
             if action in ("start", "restart") and driver.capabilities.provisions_engine:
                 return self._after_boot(record, driver)
             # A stopped cloud machine gives up its public address: never hand out the old one.
@@ -589,6 +573,19 @@ class Machines:
         driver = self.driver_for(record)
         with self._session(record, driver) as session:
             yield session
+
+
+class _Keeper:
+    """Persists a driver's ``data`` into the record each time the driver checkpoints."""
+
+    def __init__(self, store: Store, record: MachineRecord) -> None:
+        self.store = store
+        self.record = record
+        self.data: dict[str, Any] = dict(record.driver_data)
+
+    def checkpoint(self) -> None:
+        self.record = self.record.evolve(driver_data=dict(self.data))
+        self.store.save(self.record)
 
 
 def _engine_url_or_none(driver: Driver) -> str | None:
