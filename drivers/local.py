@@ -31,6 +31,8 @@ CONSOLE_LOG = "console.log"
 PIDFILE = "qemu.pid"
 # A hung accelerator shows as a console without the kernel banner; a working one prints it in seconds.
 CONSOLE_PROBE_SECONDS = 30.0  # the banner comes within 2-5 s under a working KVM, bootloader included
+# A VM killed mid-hang in KVM may hold its forwarded ports this long while the kernel tears it down.
+PORT_RELEASE_SECONDS = 30.0
 STOP_TIMEOUT = 90.0  # a Debian guest under TCG powers off in 10-30 s
 QUIT_TIMEOUT = 10.0
 BOOT_LOG_LIMIT = 256 * 1024
@@ -128,7 +130,7 @@ class LocalDriver(Driver):
         self.ctx.checkpoint()
         self._write_seed(image)
         self.ctx.progress(f"booting the virtual machine ({accel})")
-        self._boot()
+        self._boot(fresh_ports=True)
 
     def _write_seed(self, image: BaseImage) -> None:
         public_key = self.ctx.ssh_key_path.with_name(self.ctx.ssh_key_path.name + ".pub")
@@ -155,7 +157,7 @@ class LocalDriver(Driver):
             qmp_socket=self._qmp_socket, pidfile=self._pidfile,
         )
 
-    def _boot(self) -> None:
+    def _boot(self, *, fresh_ports: bool = False) -> None:
         """Launch QEMU; under a hardware accelerator, prove the guest runs or fall back to TCG."""
         config = self._config()
         missing = [str(p) for p in config.image.missing() + [config.overlay, config.seed] if not p.exists()]
@@ -163,9 +165,7 @@ class LocalDriver(Driver):
             raise DriverError(f"files this machine boots from are gone: {', '.join(missing)}",
                               driver=self.name, machine=self.ctx.machine_name,
                               hint="the image cache was cleared; remove the machine and create it again")
-        pid = qemu.launch(config)
-        self.ctx.data["pid"] = pid
-        self.ctx.checkpoint()
+        pid = self._launch(fresh_ports, wait=0.0)
         if config.accel == "tcg":
             self._ensure_alive(pid, "right after launch")
             return
@@ -184,10 +184,24 @@ class LocalDriver(Driver):
         self.ctx.progress(f"{reason}; falling back to tcg (slower, but it runs)")
         self.ctx.data.update({"accel": "tcg", "accel_fallback": reason})
         self.ctx.checkpoint()
-        pid = qemu.launch(self._config())
-        self.ctx.data["pid"] = pid
-        self.ctx.checkpoint()
+        pid = self._launch(fresh_ports, wait=PORT_RELEASE_SECONDS)
         self._ensure_alive(pid, "after falling back to tcg")
+
+    def _launch(self, fresh_ports: bool, wait: float) -> int:
+        """Launch QEMU on the recorded ports, waiting up to ``wait`` s for them to come free.
+
+        While the machine is being created nothing outside knows its ports yet, so a port still held
+        (by a QEMU torn down slowly, or by another program's connection since the ports were picked)
+        is swapped for a fresh one rather than failing the create.
+        """
+        data = self.ctx.data
+        if not qemu.wait_ports_free((int(data["ssh_port"]), int(data["engine_port"])), wait) and fresh_ports:
+            data["ssh_port"], data["engine_port"] = qemu.free_ports(2)
+            self.ctx.checkpoint()
+        pid = qemu.launch(self._config())
+        data["pid"] = pid
+        self.ctx.checkpoint()
+        return pid
 
     def _wait_for_kernel(self, pid: int, bound: float) -> str:
         """The console text once the kernel banner shows, or whatever is there when ``bound`` passes."""

@@ -276,6 +276,20 @@ def kill(pid: int, marker: str | None) -> None:
         raise DriverError(f"QEMU (pid {pid}) survived SIGKILL for 10 s", driver="local")
 
 
+def wait_ports_free(ports: tuple[int, ...], timeout: float) -> bool:
+    """True once none of ``ports`` is held; False if one still is after ``timeout`` seconds.
+
+    A QEMU killed while its vCPUs hang inside KVM tears its VM down slowly: its command line is gone
+    (it reads as exited) while its forwarded ports stay bound for a while longer.
+    """
+    deadline = time.monotonic() + timeout
+    while any(port_in_use(port) for port in ports):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 # -- QMP -------------------------------------------------------------------------------------------
 
 class QMPError(Exception):

@@ -78,6 +78,18 @@ def test_port_in_use_sees_a_listener() -> None:
         assert qemu.port_in_use(listener.getsockname()[1])
 
 
+def test_wait_ports_free_sees_a_port_released_later() -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    assert qemu.wait_ports_free((port,), 0.3) is False
+    threading.Timer(0.5, listener.close).start()
+    assert qemu.wait_ports_free((port,), 10) is True
+
+
 def test_long_machine_dirs_get_a_short_qmp_socket(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120)
     path = qemu.socket_path_for(deep)
@@ -367,6 +379,29 @@ def test_two_machines_get_different_ports(tcg: None, tmp_path: Path) -> None:
         for driver in drivers:
             driver.remove()
     assert not any(qemu_running_for(d.ctx.machine_dir / "disk.qcow2") for d in drivers)
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(600)
+def test_create_swaps_a_port_taken_since_it_was_picked(tcg: None, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ports picked early in create may be taken by the time QEMU starts; create picks new ones."""
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks = iter([[taken, qemu.free_ports(1)[0]]])
+        real_free_ports = qemu.free_ports
+        monkeypatch.setattr(qemu, "free_ports", lambda count: next(picks, None) or real_free_ports(count))
+        driver = LocalDriver(make_context(tmp_path / "swap", "swap", local_memory=512))
+        try:
+            driver.create()
+            assert driver.ctx.data["ssh_port"] != taken
+            assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
+        finally:
+            driver.remove()
 
 
 @pytest.mark.qemu
