@@ -161,9 +161,15 @@ def _deb822_entries(text: str) -> Iterator[tuple[str, list[str]]]:
 # -- building from the Debian archive ------------------------------------------------------------------
 
 def ensure_debian_image(variant: str, *, cache_dir: Path, mirror: str, progress: Progress) -> BaseImage:
+    image_dir = cache_dir / "local" / f"{variant}-{SUITE}-{recipe_digest(variant)}"
+    return _cached_or_made(image_dir, f"the {variant} base image build", progress,
+                           lambda: _build_debian_image(variant, image_dir, mirror=mirror, progress=progress))
+
+
+def _cached_or_made(image_dir: Path, what: str, progress: Progress, make: Callable[[], BaseImage]) -> BaseImage:
+    """The image cached in ``image_dir``, or ``make()``'s, made by one process while the others wait."""
     from filelock import FileLock, Timeout
 
-    image_dir = cache_dir / "local" / f"{variant}-{SUITE}-{recipe_digest(variant)}"
     image_dir.parent.mkdir(parents=True, exist_ok=True)
     cached = _read_manifest(image_dir)
     if cached is not None:
@@ -172,17 +178,15 @@ def ensure_debian_image(variant: str, *, cache_dir: Path, mirror: str, progress:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        progress(f"waiting for another process to finish building the {variant} base image")
+        progress(f"waiting for another process to finish {what}")
         try:
             lock.acquire(timeout=BUILD_LOCK_TIMEOUT)
         except Timeout as exc:
-            raise TimeoutExpired(f"the {variant} base image build held by another process did not finish "
+            raise TimeoutExpired(f"{what}, held by another process, did not finish "
                                  f"within {BUILD_LOCK_TIMEOUT // 60} minutes (lock {lock.lock_file})") from exc
     try:
-        cached = _read_manifest(image_dir)
-        if cached is not None:
-            return cached
-        return _build_debian_image(variant, image_dir, mirror=mirror, progress=progress)
+        # The process we waited for may have finished it.
+        return _read_manifest(image_dir) or make()
     finally:
         lock.release()
 
@@ -353,25 +357,16 @@ def _run(argv: list[str], *, what: str, progress: Progress | None, timeout: floa
 
 def ensure_cloud_image(url: str, *, cache_dir: Path, progress: Progress) -> BaseImage:
     """Download a cloud image once, verified against the SHA512SUMS/SHA256SUMS file beside it."""
-    from filelock import FileLock, Timeout
-
     name = Path(urllib.parse.urlsplit(url).path).name
     if not name:
         raise DriverError(f"the image URL {url} names no file", driver="local")
     image_dir = cache_dir / "local" / ("url-" + hashlib.sha256(url.encode()).hexdigest()[:16])
-    image_dir.parent.mkdir(parents=True, exist_ok=True)
-    cached = _read_manifest(image_dir)
-    if cached is not None:
-        return cached
-    lock = FileLock(str(image_dir) + ".lock")
+    return _cached_or_made(image_dir, f"the download of {url}", progress,
+                           lambda: _download_cloud_image(url, name, image_dir, progress))
+
+
+def _download_cloud_image(url: str, name: str, image_dir: Path, progress: Progress) -> BaseImage:
     try:
-        lock.acquire(timeout=BUILD_LOCK_TIMEOUT)
-    except Timeout as exc:
-        raise TimeoutExpired(f"another process held the download lock of {url} for too long") from exc
-    try:
-        cached = _read_manifest(image_dir)
-        if cached is not None:
-            return cached
         algorithm, expected = find_published_checksum(url)
         image_dir.mkdir(parents=True, exist_ok=True)
         target = image_dir / name
@@ -392,8 +387,6 @@ def ensure_cloud_image(url: str, *, cache_dir: Path, progress: Progress) -> Base
         if _read_manifest(image_dir) is None:
             shutil.rmtree(image_dir, ignore_errors=True)
         raise
-    finally:
-        lock.release()
 
 
 def find_published_checksum(url: str) -> tuple[str, str]:

@@ -267,6 +267,25 @@ def test_cloud_image_is_verified_cached_and_usable(image_server: _Server, tmp_pa
     assert str(image.disk) in info
 
 
+def test_concurrent_creates_download_a_cloud_image_once(image_server: _Server, tmp_path: Path) -> None:
+    image_file = image_server.root / "images" / "bookworm" / "tiny-generic.qcow2"
+    _publish_sums(image_server, hashlib.sha512(image_file.read_bytes()).hexdigest())
+    url = f"{image_server.url}/images/bookworm/tiny-generic.qcow2"
+    results: list[images.BaseImage] = []
+    messages: list[str] = []
+
+    def fetch() -> None:
+        results.append(images.ensure_image(url, cache_dir=tmp_path / "cache", mirror="", progress=messages.append))
+
+    workers = [threading.Thread(target=fetch) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert len(results) == 3 and len(set(results)) == 1
+    assert image_server.requests.count("/images/bookworm/tiny-generic.qcow2") == 1
+
+
 def test_overlay_smaller_than_its_base_is_refused(tmp_path: Path) -> None:
     from provision.errors import UsageError
 
