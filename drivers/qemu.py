@@ -240,12 +240,8 @@ def pid_alive(pid: int, marker: str | None = None) -> bool:
     The marker check keeps a recycled pid (after a host reboot) from reading as our machine; a zombie
     has an empty command line and reads as gone.
     """
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _exists(pid):
         return False
-    except PermissionError:
-        pass
     cmdline = Path(f"/proc/{pid}/cmdline")
     if marker is None or not Path("/proc/self/cmdline").exists():
         return True
@@ -264,16 +260,45 @@ def wait_exit(pid: int, marker: str | None, timeout: float) -> bool:
     return not pid_alive(pid, marker)
 
 
-def kill(pid: int, marker: str | None) -> None:
-    """SIGKILL the QEMU process if it is still ours, and wait (bounded) until it is gone."""
+def kill(pid: int, marker: str | None, timeout: float = 60.0) -> None:
+    """SIGKILL the QEMU process if it is still ours, and wait (bounded) until it has let go of everything.
+
+    Its command line empties as soon as it starts to exit, but a QEMU killed while its vCPUs hang inside
+    KVM can take a while longer to close its files: its disk lock and forwarded ports with them.
+    """
     if not pid_alive(pid, marker):
         return
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    if not wait_exit(pid, marker, 10):
-        raise DriverError(f"QEMU (pid {pid}) survived SIGKILL for 10 s", driver="local")
+    deadline = time.monotonic() + timeout
+    while not _released(pid):
+        if time.monotonic() >= deadline:
+            raise DriverError(f"QEMU (pid {pid}) has not finished exiting {int(timeout)} s after SIGKILL",
+                              driver="local", hint="the host kernel may be stuck tearing the VM down")
+        time.sleep(0.2)
+
+
+def _released(pid: int) -> bool:
+    """True once ``pid`` is gone or a zombie: the kernel closes a process's files before it turns zombie."""
+    if not Path("/proc/self/stat").exists():  # no procfs (macOS): a zombie there still reads as alive
+        return not _exists(pid)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def wait_ports_free(ports: tuple[int, ...], timeout: float) -> bool:

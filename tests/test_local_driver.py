@@ -78,6 +78,19 @@ def test_port_in_use_sees_a_listener() -> None:
         assert qemu.port_in_use(listener.getsockname()[1])
 
 
+def test_kill_returns_once_the_process_let_go_of_its_files() -> None:
+    # An unreaped child turns zombie, as a daemonized QEMU does under an init that does not reap.
+    child = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
+    try:
+        started = time.monotonic()
+        qemu.kill(child.pid, "60")
+        assert time.monotonic() - started < 5
+        assert not qemu.pid_alive(child.pid, "60")
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_wait_ports_free_sees_a_port_released_later() -> None:
     import socket
 
