@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from drivers.local import LocalDriver  # noqa: E402
-from fixtures_vm import make_context, wait_for_ssh  # noqa: E402
+from fixtures_vm import IMAGE_CACHE, make_context, wait_for_ssh  # noqa: E402
 
 
 def timed(label: str, argv: list[str], env: dict[str, str]) -> float:
@@ -49,8 +49,9 @@ def main() -> None:
     provision = [sys.executable, "-m", "provision.cli.main"]
     with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
         work = Path(tmp)
+        # The CLI shares the target VM's image cache: `create -d local` is timed from a cached image.
         env = {**os.environ, "PROVISION_STORAGE_PATH": str(work / "store"), "DOCKER_CONFIG": str(work / "docker"),
-               "PROVISION_LOCAL_ACCEL": args.accel}
+               "PROVISION_LOCAL_ACCEL": args.accel, "PROVISION_CACHE_PATH": str(IMAGE_CACHE)}
         ctx = make_context(work / "target", "target", environ=env, local_image="debian-docker", local_memory=1536)
         target = LocalDriver(ctx)
         started = time.monotonic()

@@ -73,6 +73,9 @@ class Capabilities:
     # The machine's key reaches it at first boot (cloud-init, a guest agent) and sshd may answer before
     # it is there: the first login retries authentication failures for a while instead of failing.
     keys_at_boot: bool = False
+    # The machine can take the engine's certificates and systemd drop-in at first boot (``ctx.engine_files``),
+    # so dockerd starts with mutual TLS right away and provisioning finds nothing left to restart.
+    engine_files_at_boot: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,15 @@ class SSHEndpoint:
     port: int
     user: str
     key_path: Path
+
+
+@dataclass(frozen=True)
+class EngineFile:
+    """A file the provisioner would otherwise upload: where it goes on the machine, its mode and content."""
+
+    path: str
+    mode: int
+    content: bytes
 
 
 @dataclass
@@ -98,6 +110,8 @@ class DriverContext:
     # Opens an SSH session to this machine with its pinned host key (a ``provision.ssh.RemoteSession``
     # used as a context manager); set by the core once the machine has an SSH endpoint.
     remote: Callable[[], Any] | None = None
+    # Set by the core on create when the driver declares ``engine_files_at_boot``.
+    engine_files: tuple[EngineFile, ...] = ()
 
     def option(self, key: str) -> Any:
         return self.options.get(key)

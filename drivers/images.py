@@ -45,7 +45,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 # Units that only cost boot time on a short-lived development VM under emulation.
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer",
-                "e2scrub_reap.service", "dpkg-db-backup.timer")
+                "e2scrub_reap.service", "dpkg-db-backup.timer",
+                # Holds docker.service back until DHCP completes: nothing at boot needs it here.
+                "systemd-networkd-wait-online.service")
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200n8 earlyprintk=ttyS0,115200 panic=-1"
 MANIFEST = "manifest.json"
 # Files rendered into the image; with the package list and the command line they form the recipe,
@@ -193,7 +195,7 @@ def _cached_or_made(image_dir: Path, what: str, progress: Progress, make: Callab
 
 def recipe_digest(variant: str) -> str:
     recipe = hashlib.sha256()
-    for part in (SUITE, KERNEL_CMDLINE, *VARIANTS[variant],
+    for part in (SUITE, KERNEL_CMDLINE, *VARIANTS[variant], *MASKED_UNITS,
                  *(render(f"cloud-init/base-image/{name}") for name in BASE_IMAGE_TEMPLATES)):
         recipe.update(part.encode() + b"\0")
     return recipe.hexdigest()[:12]

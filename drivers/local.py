@@ -69,7 +69,7 @@ class LocalDriver(Driver):
                    "Debian mirror for building the base image (default: the host's apt sources, "
                    "else http://deb.debian.org/debian)", str, None, "PROVISION_LOCAL_MIRROR"),
     )
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: ClassVar[Capabilities] = Capabilities(engine_files_at_boot=True)
     # How long a boot may take until SSH and the engine answer: TCG on a busy host needs minutes.
     # (Read by the core where it waits after create/start, when it supports a per-driver bound.)
     boot_timeout: ClassVar[float] = 600.0
@@ -140,7 +140,8 @@ class LocalDriver(Driver):
             raise DriverError(f"the machine's public key {public_key} is unreadable: {exc.strerror}",
                               driver=self.name, machine=self.ctx.machine_name) from exc
         files = render_seed_files(instance_id=self.ctx.data["instance_id"], hostname=self.ctx.machine_name,
-                                  user=SSH_USER, ssh_public_key=key_text, with_network_config=True)
+                                  user=SSH_USER, ssh_public_key=key_text, with_network_config=True,
+                                  engine_files=self.ctx.engine_files)
         write_seed_iso(self._dir / SEED, files)
 
     # -- booting ---------------------------------------------------------------------------------------

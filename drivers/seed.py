@@ -10,22 +10,25 @@ file names: plain ISO 9660 level 1 names cannot hold a hyphen.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from provision.templating import render
+
+from .base import EngineFile
 
 VOLUME_LABEL = "cidata"
 # Seed files and the 8.3 ISO 9660 names they hide behind (only Rock Ridge / Joliet readers see the real ones).
 _ISO_NAMES = {"user-data": "USERDATA.;1", "meta-data": "METADATA.;1", "network-config": "NETCFG.;1",
               "vendor-data": "VENDDATA.;1", "provision-user": "PUSER.;1", "provision-hostname": "PHOST.;1",
-              "provision-authorized-keys": "PKEYS.;1"}
+              "provision-authorized-keys": "PKEYS.;1", "provision-engine-files": "PENGINE.;1"}
 
 
 def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_key: str,
-                      with_network_config: bool) -> dict[str, str]:
+                      with_network_config: bool, engine_files: Sequence[EngineFile] = ()) -> dict[str, str]:
     """The seed's files, rendered from ``templates/cloud-init``."""
     files = {
         "meta-data": render("cloud-init/meta-data", instance_id=instance_id, hostname=hostname),
@@ -38,7 +41,19 @@ def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_
     files["provision-user"] = user + "\n"
     files["provision-hostname"] = hostname + "\n"
     files["provision-authorized-keys"] = ssh_public_key.strip() + "\n"
+    if engine_files:
+        files["provision-engine-files"] = engine_manifest(engine_files)
     return files
+
+
+def engine_manifest(engine_files: Sequence[EngineFile]) -> str:
+    """One ``MODE PATH BASE64`` line per file: what the first-boot script can read with ``read``."""
+    lines = []
+    for f in engine_files:
+        if not f.path.startswith("/") or any(c.isspace() for c in f.path):
+            raise ValueError(f"engine file path {f.path!r} must be absolute and free of white space")
+        lines.append(f"{f.mode:o} {f.path} {base64.b64encode(f.content).decode()}")
+    return "\n".join(lines) + "\n"
 
 
 def write_seed_iso(path: Path, files: Mapping[str, str]) -> None:
@@ -55,6 +70,9 @@ def write_seed_iso(path: Path, files: Mapping[str, str]) -> None:
         iso.add_fp(io.BytesIO(data), len(data), f"/{_ISO_NAMES[name]}", rr_name=name, joliet_path=f"/{name}")
     tmp = path.with_name(path.name + ".tmp")
     try:
+        # The seed may carry the engine's private key: readable by its owner only.
+        tmp.touch(mode=0o600)
+        tmp.chmod(0o600)
         iso.write(str(tmp))
     finally:
         iso.close()

@@ -168,12 +168,15 @@ class Machines:
                     from .sshkeys import generate_ed25519
 
                     generate_ed25519(driver.ctx.ssh_key_path, f"provision-{request.name}")
+                issued = None
+                if driver_cls.capabilities.provisions_engine and driver_cls.capabilities.engine_files_at_boot:
+                    issued = self._hand_engine_files(keeper.record, driver)
                 self.progress(f"Creating machine {request.name} with the {request.driver} driver")
                 driver.create()
                 keeper.checkpoint()
                 record = keeper.record.evolve(url=driver.engine_url())
                 if driver_cls.capabilities.provisions_engine:
-                    record = self._provision(record, driver, first_contact=True)
+                    record = self._provision(record, driver, first_contact=True, issued=issued)
                 record = record.evolve(lifecycle=Lifecycle.READY, error=None)
                 self.store.save(record)
                 self.write_context(record)
@@ -229,9 +232,26 @@ class Machines:
         self.store.save(record)
         return record
 
-    def _issue_server_cert(self, record: MachineRecord, driver: Driver) -> tuple[MachineRecord, IssuedCert]:
+    def _hand_engine_files(self, record: MachineRecord, driver: Driver) -> IssuedCert:
+        """Give the driver the engine's files for the machine's first boot; the same certificate is then
+        recorded and uploaded by provisioning, which finds it in place."""
+        from drivers.base import EngineFile
+
+        from .provisioner import ServerCerts, boot_files
+
+        issued = self._new_server_cert(record, driver)
+        files = boot_files(self._engine_config(record, driver),
+                           ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem), machine=record.name)
+        driver.ctx.engine_files = tuple(EngineFile(path, mode, content) for path, mode, content in files)
+        return issued
+
+    def _new_server_cert(self, record: MachineRecord, driver: Driver) -> IssuedCert:
         sans = [*driver.addresses(), record.name, "localhost", *record.engine.tls_san]
-        issued = self.ca.issue_server(record.name, sans)
+        return self.ca.issue_server(record.name, sans)
+
+    def _issue_server_cert(self, record: MachineRecord, driver: Driver,
+                           issued: IssuedCert | None = None) -> tuple[MachineRecord, IssuedCert]:
+        issued = issued or self._new_server_cert(record, driver)
         self.store.write_file(record.name, paths.SERVER_CERT, issued.cert_pem, 0o644)
         self.store.write_file(record.name, paths.SERVER_KEY, issued.key_pem, 0o600)
         info = CertInfo(issued.not_before.isoformat(), issued.not_after.isoformat(), issued.sans,
@@ -250,14 +270,15 @@ class Machines:
                             registry_mirrors=list(engine.registry_mirrors),
                             storage_driver=engine.storage_driver, env=list(engine.env))
 
-    def _provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool) -> MachineRecord:
+    def _provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool,
+                   issued: IssuedCert | None = None) -> MachineRecord:
         from .provisioner import ServerCerts, provision_engine
 
         endpoint = driver.ssh_endpoint()
         with self._session(record, driver, first_contact=first_contact) as session:
             if first_contact or not record.host_key:
                 record = self._pin_host_key(record, session, endpoint)
-            record, issued = self._issue_server_cert(record, driver)
+            record, issued = self._issue_server_cert(record, driver, issued)
             certs = ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem)
             facts = provision_engine(session, self._engine_config(record, driver), certs, self.progress)
         record = record.evolve(facts={**record.facts, **_facts_dict(facts)},

@@ -154,6 +154,26 @@ def test_seed_iso_carries_the_machine_key(tmp_path: Path) -> None:
         iso.close()
 
 
+def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) -> None:
+    import base64
+
+    from drivers.base import EngineFile
+
+    engine_files = (EngineFile("/etc/docker/server-key.pem", 0o600, b"-----BEGIN PRIVATE KEY-----\nx\n"),
+                    EngineFile("/etc/systemd/system/docker.service.d/10-provision.conf", 0o644, b"[Service]\n"))
+    files = render_seed_files(instance_id="i", hostname="m1", user=SSH_USER, ssh_public_key="ssh-ed25519 AAAA k",
+                              with_network_config=False, engine_files=engine_files)
+    iso_path = tmp_path / "seed.iso"
+    write_seed_iso(iso_path, files)
+    assert iso_path.stat().st_mode & 0o777 == 0o600
+    lines = [line.split(" ") for line in read_seed_iso(iso_path)["provision-engine-files"].splitlines()]
+    assert [(int(mode, 8), path, base64.b64decode(data)) for mode, path, data in lines] == [
+        (f.mode, f.path, f.content) for f in engine_files]
+    with pytest.raises(ValueError, match="white space"):
+        render_seed_files(instance_id="i", hostname="m1", user=SSH_USER, ssh_public_key="k",
+                          with_network_config=False, engine_files=(EngineFile("/etc/a b", 0o644, b""),))
+
+
 # -- the Debian mirror -----------------------------------------------------------------------------
 
 def test_mirror_comes_from_host_deb822_sources(tmp_path: Path) -> None:

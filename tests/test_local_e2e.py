@@ -54,6 +54,8 @@ def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert created.returncode == 0, created.stderr
         url = run("url", "dev", check=True).stdout.strip()
         assert url.startswith("tcp://127.0.0.1:")
+        # The certificates and drop-in came with the first boot: dockerd started once, with TLS already.
+        assert run("inspect", "-f", "{{.Facts.restarted}}", "dev", check=True).stdout.strip() == "false"
         version = server_version()
 
         imported = docker("import", "-", "hello:1", input=image_tarball(tmp_path))

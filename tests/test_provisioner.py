@@ -474,3 +474,20 @@ def test_upgrade_in_place_keeps_the_engine_configured(docker_debian_vm, tmp_path
     assert facts.docker_version == version and facts.storage_driver and not facts.installed
     assert before == after, "the drop-in survives the upgrade"
     assert _wait_tls(setup)["ServerVersion"] == version, "still served over TLS"
+
+
+def test_boot_files_are_what_configure_would_upload_to_a_fresh_debian_host() -> None:
+    from provision.provisioner import EngineConfig, ServerCerts, boot_files
+
+    config = EngineConfig(driver_name="local", hostname="m1", bind_port=2376, labels=["team=a"])
+    files = {path: (mode, content) for path, mode, content in
+             boot_files(config, ServerCerts(b"CA", b"CERT", b"KEY"), machine="m1")}
+    assert files[engine.CA_PATH] == (0o644, b"CA")
+    assert files[engine.CERT_PATH] == (0o644, b"CERT")
+    assert files[engine.KEY_PATH] == (0o600, b"KEY")
+    mode, dropin = files[engine.DROPIN_PATH]
+    text = dropin.decode()
+    assert mode == 0o644 and f"ExecStart={engine.DISTRO_DOCKERD}" in text.replace("ExecStart=\n", "")
+    assert "--tlsverify" in text and "tcp://0.0.0.0:2376" in text and "team=a" in text
+    with pytest.raises(UsageError):
+        boot_files(EngineConfig(driver_name="local", hostname="bad_name"), ServerCerts(b"", b"", b""), machine="x")

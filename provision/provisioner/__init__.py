@@ -20,7 +20,8 @@ from . import engine
 from .osinfo import OSInfo, detect
 from .scripts import ScriptOutput, render_script, run_script
 
-__all__ = ["EngineConfig", "ServerCerts", "EngineFacts", "provision_engine", "install_certs", "upgrade_engine"]
+__all__ = ["EngineConfig", "ServerCerts", "EngineFacts", "provision_engine", "install_certs", "upgrade_engine",
+           "boot_files"]
 
 CLOUD_INIT_TIMEOUT = 600  # seconds; a cloud image's first boot may run long package upgrades
 LOCK_TIMEOUT = 300  # seconds to wait for another process's apt/dpkg lock
@@ -164,19 +165,36 @@ def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
                                     "on the PATH", machine=session.machine)
     else:
         progress(f"Docker is already installed ({dockerd}); configuring it")
-    flags = engine.dockerd_flags(
-        driver_name=config.driver_name, bind_port=config.bind_port, labels=config.labels,
-        storage_driver=config.storage_driver, registry_mirrors=config.registry_mirrors,
-        insecure_registries=config.insecure_registries, opts=config.opts,
-        live_restore=config.live_restore and probe.swarm not in ("active", "pending"))
-    flags = engine.reconcile_with_daemon_json(flags, probe.daemon_json, machine=session.machine)
-    dropin = engine.render_dropin(machine=session.machine, dockerd=dockerd, flags=flags, env=config.env)
-    files = _cert_files(certs) + [_RemoteFile(engine.DROPIN_PATH, 0o644, base64.b64encode(dropin.encode()).decode())]
+    files = _engine_files(config, certs, machine=session.machine, dockerd=dockerd, daemon_json=probe.daemon_json,
+                          swarm=probe.swarm)
     script = render_script("engine/configure.sh.j2", hostname=config.hostname, set_runtime=True, root="",
                            files=files, files_message="Installing certificates and the docker.service drop-in",
                            dropin_dir=engine.DROPIN_DIR, ready_polls=READY_POLLS)
     out = run_script(session, script, what="configuring Docker", progress=progress, timeout=CONFIGURE_TIMEOUT)
     return _facts(probe.os, out, installed=installed)
+
+
+def _engine_files(config: EngineConfig, certs: ServerCerts, *, machine: str, dockerd: str, daemon_json: str,
+                  swarm: str) -> list[_RemoteFile]:
+    """The certificates and the docker.service drop-in, as the configure step puts them on the host."""
+    flags = engine.dockerd_flags(
+        driver_name=config.driver_name, bind_port=config.bind_port, labels=config.labels,
+        storage_driver=config.storage_driver, registry_mirrors=config.registry_mirrors,
+        insecure_registries=config.insecure_registries, opts=config.opts,
+        live_restore=config.live_restore and swarm not in ("active", "pending"))
+    flags = engine.reconcile_with_daemon_json(flags, daemon_json, machine=machine)
+    dropin = engine.render_dropin(machine=machine, dockerd=dockerd, flags=flags, env=config.env)
+    return _cert_files(certs) + [_RemoteFile(engine.DROPIN_PATH, 0o644, base64.b64encode(dropin.encode()).decode())]
+
+
+def boot_files(config: EngineConfig, certs: ServerCerts, *, machine: str,
+               dockerd: str = engine.DISTRO_DOCKERD) -> list[tuple[str, int, bytes]]:
+    """(path, mode, content) of what the configure step would upload to a fresh host with Docker from its
+    distribution: a machine that places them at first boot starts dockerd with TLS at once, and the
+    configure step then finds them unchanged (anything that differs is corrected there as usual)."""
+    _check_hostname(config.hostname)
+    files = _engine_files(config, certs, machine=machine, dockerd=dockerd, daemon_json="", swarm="")
+    return [(f.path, f.mode, base64.b64decode(f.b64)) for f in files]
 
 
 def install_certs(session: Any, certs: ServerCerts, progress: Callable[[str], None]) -> None:

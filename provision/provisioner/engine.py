@@ -21,6 +21,7 @@ KEY_PATH = f"{CERT_DIR}/server-key.pem"
 DROPIN_DIR = "/etc/systemd/system/docker.service.d"
 DROPIN_PATH = f"{DROPIN_DIR}/10-provision.conf"
 UNIX_SOCKET = "unix:///var/run/docker.sock"
+DISTRO_DOCKERD = "/usr/sbin/dockerd"  # Debian's and Ubuntu's docker.io
 
 # daemon.json keys that dockerd treats as the same setting as a flag we pass.
 _REQUIRED_KEYS = ("hosts", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey")
