@@ -27,6 +27,15 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[-1]
 
 
+def test_version_flag_needs_no_store() -> None:
+    from provision import __version__
+
+    for flag in ("--version", "-v"):
+        result = run(flag)
+        assert result.returncode == 0 and result.stdout == f"provision version {__version__}\n"
+    assert not store().exists() or not (store() / "machines").exists()
+
+
 @pytest.mark.parametrize("name", ["-bad", "bad_name", "bad name", "ümlaut", ".dot", "x" * 64])
 def test_invalid_names(name: str) -> None:
     result = run("create", "-d", "none", "--url", URL, "--", name)

@@ -30,12 +30,22 @@ class GlobalOptions:
     debug: bool
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from provision import __version__
+
+        typer.echo(f"provision version {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     storage_path: Path = typer.Option(None, "--storage-path", "-s", envvar=paths.STORAGE_ENV,
                                       help="Store root (default: the platform's user data dir)"),
     debug: bool = typer.Option(False, "--debug", "-D", help="Show every remote command and full errors"),
+    version: bool = typer.Option(False, "--version", "-v", is_eager=True, callback=_print_version,
+                                 help="Print provision's version and exit"),
 ) -> None:
     ctx.obj = GlobalOptions(storage_path, debug)
 
