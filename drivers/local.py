@@ -71,7 +71,6 @@ class LocalDriver(Driver):
     )
     capabilities: ClassVar[Capabilities] = Capabilities(engine_files_at_boot=True)
     # How long a boot may take until SSH and the engine answer: TCG on a busy host needs minutes.
-    # (Read by the core where it waits after create/start, when it supports a per-driver bound.)
     boot_timeout: ClassVar[float] = 600.0
 
     # -- files -----------------------------------------------------------------------------------------

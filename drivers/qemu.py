@@ -302,11 +302,7 @@ def _exists(pid: int) -> bool:
 
 
 def wait_ports_free(ports: tuple[int, ...], timeout: float) -> bool:
-    """True once none of ``ports`` is held; False if one still is after ``timeout`` seconds.
-
-    A QEMU killed while its vCPUs hang inside KVM tears its VM down slowly: its command line is gone
-    (it reads as exited) while its forwarded ports stay bound for a while longer.
-    """
+    """True once none of ``ports`` is held; False if one still is after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while any(port_in_use(port) for port in ports):
         if time.monotonic() >= deadline:

@@ -566,14 +566,11 @@ class Machines:
         if self.docker.owner(context) != name:
             self.write_context(record)
         self.docker.set_current_context(context)
-        return context, self._override_warnings(context)
+        return context, override_warnings(self.environ, context)
 
     def use_unset(self) -> list[str]:
         self.docker.set_current_context(None)
-        return self._override_warnings("default")
-
-    def _override_warnings(self, context: str) -> list[str]:
-        return override_warnings(self.environ, context)
+        return override_warnings(self.environ, "default")
 
     # -- ssh -------------------------------------------------------------------------------------
     def ssh_target(self, name: str | None) -> tuple[SSHEndpoint, Path]:

@@ -118,6 +118,11 @@ def env_script(*, shell: str | None, unset: bool, no_proxy: bool, command_line: 
     return render_set(syntax, machine_variables(name, url, ip, cert_path, no_proxy, environ), command_line)
 
 
+def config_flags(*, ca: str, cert: str, key: str, url: str) -> str:
+    """What `config` prints: the docker CLI flags for a machine, one per line, as Docker Machine did."""
+    return f'--tlsverify\n--tlscacert="{ca}"\n--tlscert="{cert}"\n--tlskey="{key}"\n-H={url}\n'
+
+
 def override_warnings(environ: dict[str, str] | os._Environ[str], context: str) -> list[str]:
     """Variables that beat docker's current context, so `use` can say why it seems to do nothing."""
     return [f"{var} is set in this shell and overrides the current context ({context}); "

@@ -13,7 +13,7 @@ import sys
 
 from provision import paths
 from provision.names import MACHINE_NAME, context_name
-from provision.shellenv import env_script, override_warnings, url_host
+from provision.shellenv import config_flags, env_script, override_warnings, url_host
 
 SCHEMA_VERSION = paths.RECORD_SCHEMA_VERSION
 MARKER = paths.CONTEXT_MARKER
@@ -140,9 +140,8 @@ def run_light(storage: str | None, command: str, flags: dict, positional: list[s
     if command == "url":
         text = url + "\n"
     elif command == "config":
-        text = (f'--tlsverify\n--tlscacert="{os.path.join(cert_path, paths.CA_CERT)}"\n'
-                f'--tlscert="{os.path.join(cert_path, paths.CLIENT_CERT)}"\n'
-                f'--tlskey="{os.path.join(cert_path, paths.CLIENT_KEY)}"\n-H={url}\n')
+        text = config_flags(ca=os.path.join(cert_path, paths.CA_CERT), cert=os.path.join(cert_path, paths.CLIENT_CERT),
+                            key=os.path.join(cert_path, paths.CLIENT_KEY), url=url)
     elif command == "env":
         shell = flags.get("--shell")
         text = env_script(shell=shell if isinstance(shell, str) else None, unset=False,

@@ -20,9 +20,10 @@ def env_text(service: Machines, name: str | None, shell: str | None, unset: bool
 
 
 def config_text(service: Machines, name: str | None) -> str:
+    from provision.shellenv import config_flags
+
     info = service.connection(service.get(name))
-    return (f'--tlsverify\n--tlscacert="{info.tls.ca}"\n--tlscert="{info.tls.cert}"\n'
-            f'--tlskey="{info.tls.key}"\n-H={info.url}\n')
+    return config_flags(ca=str(info.tls.ca), cert=str(info.tls.cert), key=str(info.tls.key), url=info.url)
 
 
 def active_text(service: Machines) -> str:

@@ -76,16 +76,18 @@ class EngineFacts:
 class _RemoteFile:
     path: str
     mode: int
-    b64: str
+    content: bytes
+
+    @property
+    def b64(self) -> str:
+        # Scripts carry file contents as base64 so any byte survives the shell.
+        return base64.b64encode(self.content).decode()
 
 
 def _cert_files(certs: ServerCerts) -> list[_RemoteFile]:
-    def enc(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    return [_RemoteFile(engine.CA_PATH, 0o644, enc(certs.ca_pem)),
-            _RemoteFile(engine.CERT_PATH, 0o644, enc(certs.cert_pem)),
-            _RemoteFile(engine.KEY_PATH, 0o600, enc(certs.key_pem))]
+    return [_RemoteFile(engine.CA_PATH, 0o644, certs.ca_pem),
+            _RemoteFile(engine.CERT_PATH, 0o644, certs.cert_pem),
+            _RemoteFile(engine.KEY_PATH, 0o600, certs.key_pem)]
 
 
 @dataclass
@@ -184,7 +186,7 @@ def _engine_files(config: EngineConfig, certs: ServerCerts, *, machine: str, doc
         live_restore=config.live_restore and swarm not in ("active", "pending"))
     flags = engine.reconcile_with_daemon_json(flags, daemon_json, machine=machine)
     dropin = engine.render_dropin(machine=machine, dockerd=dockerd, flags=flags, env=config.env)
-    return _cert_files(certs) + [_RemoteFile(engine.DROPIN_PATH, 0o644, base64.b64encode(dropin.encode()).decode())]
+    return _cert_files(certs) + [_RemoteFile(engine.DROPIN_PATH, 0o644, dropin.encode())]
 
 
 def boot_files(config: EngineConfig, certs: ServerCerts, *, machine: str,
@@ -194,7 +196,7 @@ def boot_files(config: EngineConfig, certs: ServerCerts, *, machine: str,
     configure step then finds them unchanged (anything that differs is corrected there as usual)."""
     _check_hostname(config.hostname)
     files = _engine_files(config, certs, machine=machine, dockerd=dockerd, daemon_json="", swarm="")
-    return [(f.path, f.mode, base64.b64decode(f.b64)) for f in files]
+    return [(f.path, f.mode, f.content) for f in files]
 
 
 def install_certs(session: Any, certs: ServerCerts, progress: Callable[[str], None]) -> None:
