@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from provision.errors import DriverError, UsageError
+from provision.errors import CommandError, DriverError, UsageError
 
 from . import qemu
 from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
@@ -165,18 +165,15 @@ class LocalDriver(Driver):
             raise DriverError(f"files this machine boots from are gone: {', '.join(missing)}",
                               driver=self.name, machine=self.ctx.machine_name,
                               hint="the image cache was cleared; remove the machine and create it again")
-        pid = self._launch(fresh_ports, wait=0.0)
         if config.accel == "tcg":
+            pid = self._launch(fresh_ports, wait=0.0)
             self._ensure_alive(pid, "right after launch")
             return
-        console = self._wait_for_kernel(pid, CONSOLE_PROBE_SECONDS)
-        verdict = qemu.probe_verdict(accel=config.accel, requested=str(self.ctx.data.get("requested_accel")),
-                                     console=console)
-        if verdict is qemu.ProbeVerdict.OK:
+        reason = self._hardware_boot_failure(config.accel, fresh_ports)
+        if reason is None:
             return
-        qemu.kill(pid, self._marker)
-        reason = (f"the guest kernel printed no banner on the serial console within "
-                  f"{int(CONSOLE_PROBE_SECONDS)} s under {config.accel}")
+        verdict = qemu.probe_verdict(accel=config.accel, requested=str(self.ctx.data.get("requested_accel")),
+                                     console="", exited=True)
         if verdict is qemu.ProbeVerdict.FAIL:
             raise DriverError(f"{reason}: the accelerator does not run guests on this host",
                               driver=self.name, machine=self.ctx.machine_name,
@@ -186,6 +183,35 @@ class LocalDriver(Driver):
         self.ctx.checkpoint()
         pid = self._launch(fresh_ports, wait=PORT_RELEASE_SECONDS)
         self._ensure_alive(pid, "after falling back to tcg")
+
+    def _hardware_boot_failure(self, accel: str, fresh_ports: bool) -> str | None:
+        """None once the guest kernel runs under ``accel``; else why it cannot, with QEMU ended.
+
+        Three ways a hardware accelerator fails here: QEMU refuses or aborts before it detaches (an
+        assertion in its KVM code on some nested hosts), QEMU dies while the guest boots, or the guest
+        hangs without printing its kernel banner.
+        """
+        try:
+            pid = self._launch(fresh_ports, wait=0.0)
+        except CommandError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                raise  # QEMU is not installed: TCG would meet the same
+            detail = _last_line(exc.stderr) or exc.message
+            return f"QEMU failed to start under {accel} ({_exit_status(exc.returncode)}: {detail})"
+        deadline = time.monotonic() + CONSOLE_PROBE_SECONDS
+        while True:
+            console = self.boot_log() or ""
+            alive = qemu.pid_alive(pid, self._marker)
+            verdict = qemu.probe_verdict(accel=accel, requested="auto", console=console, exited=not alive)
+            if verdict is qemu.ProbeVerdict.OK:
+                return None
+            if not alive:
+                return f"QEMU exited while the guest booted under {accel} ({_last_line(console) or 'empty console'})"
+            if time.monotonic() >= deadline:
+                qemu.kill(pid, self._marker)
+                return (f"the guest kernel printed no banner on the serial console within "
+                        f"{int(CONSOLE_PROBE_SECONDS)} s under {accel}")
+            time.sleep(0.5)
 
     def _launch(self, fresh_ports: bool, wait: float) -> int:
         """Launch QEMU on the recorded ports, waiting up to ``wait`` s for them to come free.
@@ -202,16 +228,6 @@ class LocalDriver(Driver):
         data["pid"] = pid
         self.ctx.checkpoint()
         return pid
-
-    def _wait_for_kernel(self, pid: int, bound: float) -> str:
-        """The console text once the kernel banner shows, or whatever is there when ``bound`` passes."""
-        deadline = time.monotonic() + bound
-        while True:
-            console = self.boot_log() or ""
-            if qemu.KERNEL_BANNER in console or time.monotonic() >= deadline:
-                return console
-            self._ensure_alive(pid, "while booting")
-            time.sleep(0.5)
 
     def _ensure_alive(self, pid: int, when: str) -> None:
         if qemu.pid_alive(pid, self._marker):
@@ -329,6 +345,19 @@ class LocalDriver(Driver):
             "engine_port", "image_spec", "pid") if key in data}
         facts["console_log"] = str(self._console)
         return facts
+
+
+def _exit_status(returncode: int | None) -> str:
+    if returncode is not None and returncode < 0:
+        import signal
+
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit {returncode}"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 __all__ = ["LocalDriver", "SSH_USER", "VARIANTS"]

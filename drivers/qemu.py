@@ -72,15 +72,16 @@ class ProbeVerdict(enum.Enum):
 KERNEL_BANNER = "Linux version"
 
 
-def probe_verdict(*, accel: str, requested: str, console: str) -> ProbeVerdict:
-    """What to do once the console probe's bound has passed, given what the console showed.
+def probe_verdict(*, accel: str, requested: str, console: str, exited: bool = False) -> ProbeVerdict:
+    """What to do once the console probe has ended, given what the console showed and whether QEMU died.
 
     A guest whose kernel never prints its banner under a hardware accelerator is hung (nested KVM can
-    accept a guest and never run it). With ``auto`` we retry under TCG; an accelerator the user asked
+    accept a guest and never run it), and a QEMU that dies under one (an assertion in its KVM code on
+    some hosts) cannot use it at all. With ``auto`` we retry under TCG; an accelerator the user asked
     for by name fails with an explanation instead of silently becoming another. TCG has no slower
     fallback, so it is never judged here: the SSH wait bounds it.
     """
-    if KERNEL_BANNER in console or accel == "tcg":
+    if accel == "tcg" or (KERNEL_BANNER in console and not exited):
         return ProbeVerdict.OK
     if requested == "auto":
         return ProbeVerdict.FALL_BACK_TO_TCG

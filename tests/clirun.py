@@ -16,6 +16,13 @@ def provision_bin() -> str:
     return found
 
 
+def shell_env(**extra: str) -> dict[str, str]:
+    """The test's environment with the ``provision`` under test first on PATH, as an activated venv has it:
+    shells that run ``provision`` by name find this interpreter's script even when PATH lacks its dir."""
+    bindir = str(Path(provision_bin()).parent)
+    return {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+
+
 def run(*args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120,
         check: bool = False) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([provision_bin(), *args], capture_output=True, text=True, input=input,

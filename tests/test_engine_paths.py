@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clirun import run
+from clirun import run, shell_env
 from fixtures_dockerd import Engine, free_port
 
 pytestmark = pytest.mark.dockerd
@@ -68,24 +68,25 @@ def test_use_warns_when_docker_host_set(machine: str) -> None:
 def test_eval_env_in_bash(machine: str, engine: Engine) -> None:
     script = f'eval "$(provision env {machine})" && docker version --format "{{{{json .}}}}"'
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "SHELL": "/bin/bash"})
+                            env=shell_env(SHELL="/bin/bash"))
     assert server_version(result) == engine.version
     unset = subprocess.run(["bash", "-c", f'eval "$(provision env {machine})"; eval "$(provision env -u)"; '
-                            'echo "${DOCKER_HOST:-unset}"'], capture_output=True, text=True, timeout=60)
+                            'echo "${DOCKER_HOST:-unset}"'], capture_output=True, text=True, timeout=60,
+                           env=shell_env())
     assert unset.stdout.strip() == "unset"
 
 
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed (.ci/run installs it)")
 def test_eval_env_in_fish(machine: str, engine: Engine) -> None:
     script = f"provision env --shell fish {machine} | source; and docker version --format '{{{{json .}}}}'"
-    result = subprocess.run(["fish", "-c", script], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["fish", "-c", script], capture_output=True, text=True, timeout=60, env=shell_env())
     assert server_version(result) == engine.version
 
 
 @pytest.mark.skipif(shutil.which("tcsh") is None, reason="tcsh is not installed (.ci/run installs it)")
 def test_eval_env_in_tcsh(machine: str, engine: Engine) -> None:
     script = f"eval `provision env --shell tcsh {machine}`; docker version --format '{{{{json .}}}}'"
-    result = subprocess.run(["tcsh", "-c", script], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["tcsh", "-c", script], capture_output=True, text=True, timeout=60, env=shell_env())
     assert server_version(result) == engine.version
 
 

@@ -59,6 +59,15 @@ def test_probe_verdict(accel: str, requested: str, console: str, verdict: qemu.P
     assert qemu.probe_verdict(accel=accel, requested=requested, console=console) is verdict
 
 
+@pytest.mark.parametrize(("requested", "console", "verdict"), [
+    ("auto", "", qemu.ProbeVerdict.FALL_BACK_TO_TCG),  # QEMU aborted before the guest ran
+    ("auto", BOOTING, qemu.ProbeVerdict.FALL_BACK_TO_TCG),  # died after the banner: KVM cannot keep it up
+    ("kvm", "", qemu.ProbeVerdict.FAIL),
+])
+def test_probe_verdict_when_qemu_died(requested: str, console: str, verdict: qemu.ProbeVerdict) -> None:
+    assert qemu.probe_verdict(accel="kvm", requested=requested, console=console, exited=True) is verdict
+
+
 def test_kvm_usable_is_false_for_a_missing_device(tmp_path: Path) -> None:
     assert qemu.kvm_usable(str(tmp_path / "kvm")) is False
 
@@ -478,12 +487,85 @@ def test_auto_accelerator_ends_with_a_guest_that_runs(tmp_path: Path, monkeypatc
     driver = LocalDriver(ctx)
     try:
         driver.create()
-        if ctx.data["accel"] == "tcg":  # this host: KVM opens but hangs the guest
-            assert "serial console" in ctx.data["accel_fallback"]
+        if ctx.data["accel"] == "tcg":  # this host: KVM hangs the guest or makes QEMU abort
+            assert any(why in ctx.data["accel_fallback"] for why in ("serial console", "failed to start", "exited"))
         deadline = time.monotonic() + 180
         while qemu.KERNEL_BANNER not in (driver.boot_log() or "") and time.monotonic() < deadline:
             time.sleep(1)
         assert qemu.KERNEL_BANNER in (driver.boot_log() or "")
+    finally:
+        driver.remove()
+
+
+# A real QEMU first on PATH that fails under -accel kvm as QEMU does on some nested hosts, and runs the
+# real binary otherwise: "abort" dies before detaching (kvm_buf_set_msrs' assertion, exit 134),
+# "dies-booting" detaches under TCG and is killed a moment later, as a guest that crashes while booting.
+KVM_FAILING_QEMU = r"""#!/usr/bin/env bash
+real=$(PATH=${PATH#*:} command -v qemu-system-x86_64)
+args=("$@"); kvm=0; pidfile=
+for i in "${!args[@]}"; do
+  [ "${args[$i]}" = kvm ] && [ "${args[$i-1]}" = -accel ] && { kvm=1; args[$i]=tcg; }
+  [ "${args[$i]}" = host ] && [ "${args[$i-1]}" = -cpu ] && args[$i]=max
+  [ "${args[$i-1]}" = -pidfile ] && pidfile=${args[$i]}
+done
+[ "$kvm" = 1 ] || exec "$real" "$@"
+if [ "$MODE" = abort ]; then
+  echo "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed." >&2
+  kill -ABRT $$
+fi
+"$real" "${args[@]}" || exit $?
+( sleep 0.5; kill -9 "$(cat "$pidfile")" ) >/dev/null 2>&1 &
+"""
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(("mode", "reason"), [("abort", "failed to start under kvm (killed by SIGABRT"),
+                                              ("dies-booting", "exited while the guest booted under kvm")])
+def test_auto_falls_back_to_tcg_when_qemu_dies_under_kvm(mode: str, reason: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / qemu.QEMU_BINARY
+    wrapper.write_text(KVM_FAILING_QEMU)
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("MODE", mode)
+    monkeypatch.setenv("PROVISION_LOCAL_ACCEL", "auto")
+    monkeypatch.setattr(qemu, "kvm_usable", lambda device="/dev/kvm": True)  # auto picks KVM first everywhere
+    progress: list[str] = []
+    ctx = make_context(tmp_path / mode, mode, local_memory=512)
+    ctx.progress = progress.append
+    driver = LocalDriver(ctx)
+    try:
+        driver.create()
+        assert (ctx.data["requested_accel"], ctx.data["accel"]) == ("auto", "tcg")
+        assert reason in ctx.data["accel_fallback"]
+        assert any(reason in line and "falling back to tcg" in line for line in progress)
+        assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
+        deadline = time.monotonic() + 180
+        while qemu.KERNEL_BANNER not in (driver.boot_log() or "") and time.monotonic() < deadline:
+            time.sleep(1)
+        assert qemu.KERNEL_BANNER in (driver.boot_log() or "")
+    finally:
+        driver.remove()
+    assert not qemu_running_for(tmp_path / mode / "disk.qcow2")
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(300)
+def test_kvm_asked_for_by_name_fails_with_the_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    (wrapper_dir / qemu.QEMU_BINARY).write_text(KVM_FAILING_QEMU)
+    (wrapper_dir / qemu.QEMU_BINARY).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("MODE", "abort")
+    driver = LocalDriver(make_context(tmp_path / "named", "named", local_memory=512, local_accel="kvm"))
+    try:
+        with pytest.raises(DriverError, match=r"failed to start under kvm .*does not run guests") as caught:
+            driver.create()
+        assert "--local-accel tcg" in (caught.value.hint or "")
     finally:
         driver.remove()
 
