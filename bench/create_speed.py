@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from drivers.local import LocalDriver  # noqa: E402
+from provision_drivers.local import LocalDriver  # noqa: E402
 from fixtures_vm import IMAGE_CACHE, make_context, wait_for_ssh  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def main() -> None:
             print(f"{'target VM boot to SSH':<36}{time.monotonic() - started:8.1f} s", flush=True)
             ssh = target.ssh_endpoint()
             # dockerd of a generic machine listens on --generic-engine-port itself: forward that port 1:1.
-            from drivers import qemu
+            from provision_drivers import qemu
 
             engine_port = qemu.free_ports(1)[0]
             qemu.qmp(target._qmp_socket, "human-monitor-command",

@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from drivers import images  # noqa: E402
-from drivers.local import LocalDriver  # noqa: E402
+from provision_drivers import images  # noqa: E402
+from provision_drivers.local import LocalDriver  # noqa: E402
 from fixtures_vm import make_context, wait_for_ssh  # noqa: E402
 
 

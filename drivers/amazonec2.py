@@ -26,7 +26,7 @@ from .aws_client import DRIVER, EC2, AWSTarget, connect, ec2_errors, error_code
 from .aws_images import instance_architectures, resolve_image
 from .aws_userdata import merge_user_data, tool_cloud_config
 from .aws_waits import GONE_CODES, delete_security_group, wait_for_instance, wait_for_spot_request
-from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 
 TAG_MACHINE = "provision-machine"
 TAG_UID = "provision-uid"
@@ -129,7 +129,9 @@ class AmazonEC2Driver(Driver):
     name = "amazonec2"
     description = "Amazon Web Services EC2 instance"
     options = OPTIONS
-    capabilities = Capabilities(keys_at_boot=True)
+    capabilities = Capabilities(provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True,
+                                keys_at_boot=True)
+    requires = ("boto3",)
 
     # -- options and connection -------------------------------------------------------------------
     def _opt(self, key: str) -> Any:

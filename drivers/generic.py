@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from provision.errors import DriverError, NotSupported, ProvisionError, UsageError
 
-from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 
 STATE_TIMEOUT = 3.0  # seconds for the SSH-port probe: `ls` must stay fast for an unreachable host
 REBOOT_TIMEOUT = 600.0  # seconds for a rebooted host to accept SSH again
@@ -42,7 +42,7 @@ class GenericDriver(Driver):
                    envvar="GENERIC_ENGINE_PORT"),
     )
     # The host's power is not ours to control; a restart is a reboot over SSH.
-    capabilities = Capabilities(start=False, stop=False, restart=True, kill=False)
+    capabilities = Capabilities(provisions_engine=True, ssh=True, restart=True)
 
     # -- create / remove ----------------------------------------------------------------------------
     def create(self) -> None:

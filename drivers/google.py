@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from provision.errors import DriverError, UsageError
 
-from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 from .gce_api import DRIVER, ComputeApi, ResourceNotFound, ignore_missing, load_credentials
 
 DEFAULT_IMAGE_PROJECT = "debian-cloud"
@@ -147,7 +147,9 @@ class GoogleDriver(Driver):
     name: ClassVar[str] = "google"
     description: ClassVar[str] = "Google Compute Engine instance (Application Default Credentials)"
     options: ClassVar[tuple[OptionSpec, ...]] = OPTIONS
-    capabilities: ClassVar[Capabilities] = Capabilities(keys_at_boot=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True, keys_at_boot=True)
+    requires: ClassVar[tuple[str, ...]] = ("google-cloud-compute", "google-auth")
 
     # -- settings --------------------------------------------------------------------------------
     @property

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from provision.errors import CommandError, DriverError, UsageError
 
 from . import qemu
-from .base import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 from .images import VARIANTS, BaseImage, ensure_image, host_debian_mirror
 from .seed import render_seed_files, write_seed_iso
 
@@ -69,7 +69,8 @@ class LocalDriver(Driver):
                    "Debian mirror for building the base image (default: the host's apt sources, "
                    "else http://deb.debian.org/debian)", str, None, "PROVISION_LOCAL_MIRROR"),
     )
-    capabilities: ClassVar[Capabilities] = Capabilities(engine_files_at_boot=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True, engine_files_at_boot=True)
     # How long a boot may take until SSH and the engine answer: TCG on a busy host needs minutes.
     boot_timeout: ClassVar[float] = 600.0
 

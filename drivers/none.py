@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from provision.errors import UsageError
 
-from .base import Capabilities, Driver, MachineState, OptionSpec
+from provision.driver import Capabilities, Driver, MachineState, OptionSpec
 
 
 class NoneDriver(Driver):
@@ -16,8 +16,7 @@ class NoneDriver(Driver):
     options: ClassVar[tuple[OptionSpec, ...]] = (
         OptionSpec("url", "URL of the Docker engine (tcp://HOST:PORT)", required=True, envvar="NONE_URL"),
     )
-    capabilities = Capabilities(provisions_engine=False, start=False, stop=False, restart=False, kill=False,
-                                ssh=False)
+    capabilities = Capabilities()  # nothing to start, stop or reach: the engine is someone else's
 
     def create(self) -> None:
         url = str(self.ctx.option("url") or "")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from provision.templating import render
 
-from .base import EngineFile
+from provision.driver import EngineFile
 
 VOLUME_LABEL = "cidata"
 # Seed files and the 8.3 ISO 9660 names they hide behind (only Rock Ridge / Joliet readers see the real ones).

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.base import OptionSpec
+from provision.driver import OptionSpec
 
 from .record import EngineSettings
 

@@ -113,6 +113,10 @@ class CommandError(ProvisionError):
         self.stderr = stderr
 
 
+class MissingDependency(ProvisionError):
+    """A package or program that a driver needs is not installed."""
+
+
 class TimeoutExpired(ProvisionError):
     pass
 

@@ -1,7 +1,7 @@
 """The core service: every command's work, with no terminal I/O.
 
 The CLI parses and prints; everything a test or another front end needs happens here. Drivers are
-reached only through ``drivers.registry``; the store, the CA and docker's config through their modules.
+reached only through ``provision.registry``; the store, the CA and docker's config through their modules.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from drivers.base import Driver, DriverContext, MachineState, SSHEndpoint
+from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
 from . import paths
 from .contexts import ContextTLS, DockerConfig
@@ -235,7 +235,7 @@ class Machines:
     def _hand_engine_files(self, record: MachineRecord, driver: Driver) -> IssuedCert:
         """Give the driver the engine's files for the machine's first boot; the same certificate is then
         recorded and uploaded by provisioning, which finds it in place."""
-        from drivers.base import EngineFile
+        from provision.driver import EngineFile
 
         from .provisioner import ServerCerts, boot_files
 
@@ -635,7 +635,7 @@ def _expiry_warning(record: MachineRecord) -> str:
 
 def _registry():  # type: ignore[no-untyped-def]
     # importlib.metadata costs ~40 ms: only commands that need a driver pay for it.
-    from drivers import registry
+    from provision import registry
 
     return registry
 

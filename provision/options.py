@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from drivers.base import Driver, OptionSpec
+from provision.driver import Driver, OptionSpec
 
 from .errors import UsageError
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivers.base import SSHEndpoint
+from provision.driver import SSHEndpoint
 from provision.errors import HostKeyMismatch, RemoteCommandError, SSHError, TimeoutExpired, UsageError
 
 # How long one TCP connect or SSH handshake attempt may take before we retry.

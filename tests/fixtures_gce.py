@@ -90,7 +90,7 @@ class GCE:
 
     def options(self, **overrides: Any) -> dict[str, Any]:
         """Driver option values as the core hands them over: every declared key, defaults applied."""
-        from drivers.google import OPTIONS
+        from provision_drivers.google import OPTIONS
 
         values: dict[str, Any] = {spec.key: (list(spec.default) if spec.multiple and spec.default is not None
                                              else spec.default) for spec in OPTIONS}

@@ -131,7 +131,7 @@ class SSHLogin:
     key_path: Path
 
     def endpoint(self):  # type: ignore[no-untyped-def]
-        from drivers.base import SSHEndpoint
+        from provision.driver import SSHEndpoint
 
         return SSHEndpoint(self.sshd.host, self.sshd.port, self.user, self.key_path)
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from conftest import shared_cache_dir
-from drivers.base import DriverContext
-from drivers.local import LocalDriver
+from provision.driver import DriverContext
+from provision_drivers.local import LocalDriver
 
 # Resolved at import, before any test's isolation moves HOME: every test and fixture shares one image cache.
 IMAGE_CACHE = Path(os.environ.get("PROVISION_CACHE_PATH") or shared_cache_dir())

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from drivers.amazonec2 import OPTIONS, TAG_MACHINE, TAG_UID, AmazonEC2Driver, map_state
-from drivers.aws_userdata import USER_MERGE_TYPE, parse_user_data
-from drivers.base import DriverContext, MachineState
+from provision_drivers.amazonec2 import OPTIONS, TAG_MACHINE, TAG_UID, AmazonEC2Driver, map_state
+from provision_drivers.aws_userdata import USER_MERGE_TYPE, parse_user_data
+from provision.driver import DriverContext, MachineState
 from provision.errors import CredentialsError, DriverError, UsageError
 
 pytestmark = pytest.mark.aws
@@ -405,7 +405,7 @@ def test_stop_start_gives_a_new_ip_that_refresh_picks_up(aws: Any, ec2_client: A
 
 
 def test_inspect_facts_boot_log_and_client_settings(aws: Any, ec2_client: Any, tmp_path: Path) -> None:
-    from drivers.aws_client import RETRY_CONFIG, AWSTarget, connect
+    from provision_drivers.aws_client import RETRY_CONFIG, AWSTarget, connect
 
     driver = make_driver(tmp_path)
     assert driver.boot_log() is None
@@ -474,7 +474,7 @@ def test_user_cloud_config_is_merged_with_the_tools(aws: Any, ec2_client: Any, t
 def test_user_script_is_kept_as_its_own_part(aws: Any, ec2_client: Any, tmp_path: Path) -> None:
     import email
 
-    from drivers.aws_userdata import merge_user_data, tool_cloud_config
+    from provision_drivers.aws_userdata import merge_user_data, tool_cloud_config
 
     script = b"#!/bin/sh\necho hi > /tmp/hi\n"
     merged = merge_user_data(tool_cloud_config("web1", 22), script)
@@ -552,8 +552,8 @@ def test_security_group_deletion_waits_out_dependency_violation(aws: Any, ec2_cl
     through botocore's own ``before-call`` hook; the next one reaches moto and really deletes the group."""
     from botocore.awsrequest import AWSResponse
 
-    from drivers.aws_waits import delete_security_group
-    from drivers.aws_client import AWSTarget, connect
+    from provision_drivers.aws_waits import delete_security_group
+    from provision_drivers.aws_client import AWSTarget, connect
     from provision.errors import TimeoutExpired
 
     vpc = ec2_client.describe_vpcs()["Vpcs"][0]["VpcId"]

@@ -65,7 +65,7 @@ def loopback_only() -> Iterator[None]:
 
 
 def hmp(vm: VM, command: str) -> str:
-    from drivers import qemu
+    from provision_drivers import qemu
 
     return str(qemu.qmp(vm.driver._qmp_socket, "human-monitor-command", {"command-line": command}))
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from fixtures_sshd import SSHLogin, free_port, keygen
-from drivers.base import DriverContext, MachineState
-from drivers.generic import COPIED_KEY, GenericDriver
+from provision.driver import DriverContext, MachineState
+from provision_drivers.generic import COPIED_KEY, GenericDriver
 from provision.errors import NotSupported, UsageError
 from provision.ssh import RemoteSession
 
@@ -128,7 +128,7 @@ def test_state_of_an_unused_port_is_stopped_quickly(tmp_path: Path) -> None:
 def _forward_same_port(vm, port: int) -> None:  # type: ignore[no-untyped-def]
     """Forward host 127.0.0.1:PORT to the guest's PORT, so a generic machine's engine port (dockerd binds
     it inside the host, the client dials it) works through QEMU's user networking."""
-    from drivers import qemu
+    from provision_drivers import qemu
 
     qemu.qmp(Path(vm.driver.ctx.data["qmp_socket"]), "human-monitor-command",
              {"command-line": f"hostfwd_add net0 tcp:127.0.0.1:{port}-:{port}"})

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from drivers.base import DriverContext, MachineState
-from drivers.google import OPTIONS, STATES, GoogleDriver, firewall_rules, gce_name, merge_ssh_keys
+from provision.driver import DriverContext, MachineState
+from provision_drivers.google import OPTIONS, STATES, GoogleDriver, firewall_rules, gce_name, merge_ssh_keys
 from fake_gce import Fault
 from fixtures_gce import GCE
 from provision.errors import CredentialsError, DriverError, UsageError
@@ -72,7 +72,7 @@ def reopen(driver: GoogleDriver) -> GoogleDriver:
 
 # -- declared data and pure helpers -------------------------------------------------------------------
 def test_importing_the_driver_does_not_import_compute_v1() -> None:
-    code = ("import sys, drivers.google, drivers.gce_api; from drivers import registry; "
+    code = ("import sys, provision_drivers.google, provision_drivers.gce_api; from provision import registry; "
             "registry.load('google'); print(sorted(m for m in sys.modules if m.startswith('google')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
@@ -422,7 +422,7 @@ def test_the_metadata_server_probe_is_bounded_and_stays_on_loopback(tmp_path: Pa
                if k not in ("NO_GCE_CHECK", "GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG")}
         env.update(GCE_METADATA_HOST=host, GCE_METADATA_IP=host, PROVISION_TEST_STRAY_LOG=str(tmp_path / "strays"))
         code = GUARDED_CLI.split("from provision.cli.main")[0] + (
-            "from drivers.gce_api import load_credentials\n"
+            "from provision_drivers.gce_api import load_credentials\n"
             "from provision.errors import CredentialsError\n"
             "try:\n    load_credentials()\nexcept CredentialsError as exc:\n    print('CredentialsError:', exc)\n")
         started = time.monotonic()

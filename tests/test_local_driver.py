@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drivers import images, qemu
-from drivers.base import MachineState
-from drivers.local import SSH_USER, LocalDriver
-from drivers.seed import VOLUME_LABEL, read_seed_iso, render_seed_files, write_seed_iso
+from provision_drivers import images, qemu
+from provision.driver import MachineState
+from provision_drivers.local import SSH_USER, LocalDriver
+from provision_drivers.seed import VOLUME_LABEL, read_seed_iso, render_seed_files, write_seed_iso
 from fixtures_vm import TEST_ACCEL, VM, make_context, qemu_running_for, ssh_connect, ssh_run, wait_for_ssh
 from provision.errors import DriverError
 
@@ -166,7 +166,7 @@ def test_seed_iso_carries_the_machine_key(tmp_path: Path) -> None:
 def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) -> None:
     import base64
 
-    from drivers.base import EngineFile
+    from provision.driver import EngineFile
 
     engine_files = (EngineFile("/etc/docker/server-key.pem", 0o600, b"-----BEGIN PRIVATE KEY-----\nx\n"),
                     EngineFile("/etc/systemd/system/docker.service.d/10-provision.conf", 0o644, b"[Service]\n"))

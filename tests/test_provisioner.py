@@ -296,7 +296,7 @@ class EngineSetup:
 
 
 def vm_session(vm):  # type: ignore[no-untyped-def]
-    from drivers.base import SSHEndpoint
+    from provision.driver import SSHEndpoint
 
     return RemoteSession.connect(SSHEndpoint(vm.host, vm.port, vm.user, vm.key_path), known_host_key=None,
                                  machine="vm", timeout=120)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_sshd import SSHD, SSHLogin, free_port, keygen
-from drivers.base import SSHEndpoint
+from provision.driver import SSHEndpoint
 from provision.errors import HostKeyMismatch, RemoteCommandError, SSHError, TimeoutExpired, UsageError
 from provision.ssh import (RemotePath, RemoteSession, fingerprint, interactive_argv, known_hosts_line, rsync_argv,
                            scp_argv)

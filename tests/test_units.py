@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import Driver, MachineState, OptionSpec
+from provision.driver import Driver, MachineState, OptionSpec
 from provision import formatting
 from provision.errors import BrokenRecord, InvalidNameError, UsageError
 from provision.names import context_name, validate_machine_name

@@ -19,7 +19,13 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(work / "dist"), str(REPO)],
                    check=True, capture_output=True, timeout=600)
-    wheel = next((work / "dist").glob("provision-*.whl"))
+    wheel = next((work / "dist").glob("provision_machine-*.whl"))
+    import zipfile
+
+    # Only names of our own: "provision" for the core, "provision_drivers" for the drivers (a top-level
+    # "drivers" package would collide with another PyPI project's).
+    top = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist() if ".dist-info/" not in name}
+    assert top == {"provision", "provision_drivers"}, top
     subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True, timeout=300)
     subprocess.run([str(work / "venv" / "bin" / "pip"), "install", "-q", str(wheel)], check=True,
                    capture_output=True, timeout=900)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drivers import registry
+from provision import registry
 from provision.createflags import SHARED_CREATE_OPTIONS, engine_settings
 from provision.errors import UsageError
 from provision.machines import CreateRequest

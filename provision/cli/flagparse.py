@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.base import OptionSpec
+from provision.driver import OptionSpec
 
 from provision.errors import UsageError
 

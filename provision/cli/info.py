@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from drivers import registry
+from provision import registry
 from provision import __version__, formatting
 
 from . import flagparse

@@ -1,7 +1,7 @@
-"""Find drivers through the ``provision.drivers`` entry point group.
+"""Find drivers through the ``provision.drivers`` entry point group: the core's one door to every driver.
 
-Built-in drivers are registered by this package's own ``pyproject.toml`` through the same group a third
-party uses; a built-in wins a name clash. Driver modules are imported only when asked for, so a command
+Built-in drivers are registered by this distribution's own ``pyproject.toml`` through the same group a
+third party uses; a built-in wins a name clash. Driver modules are imported only when asked for, so a command
 that touches one driver never pays for another's SDK, and a third-party driver that fails to import
 costs a warning, not the command.
 """
@@ -9,16 +9,15 @@ costs a warning, not the command.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
 
-from provision.errors import UnknownDriver
-
-from .base import Driver
+from .driver import CAPABILITY_METHODS, Capabilities, Driver
+from .errors import MissingDependency, UnknownDriver
 
 GROUP = "provision.drivers"
-BUILTIN_MODULE_PREFIX = "drivers."
+DISTRIBUTION = "provision-machine"
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,12 @@ class DriverEntry:
 
     @property
     def builtin(self) -> bool:
-        return self.entry_point.value.startswith(BUILTIN_MODULE_PREFIX)
+        dist = getattr(self.entry_point, "dist", None)
+        return dist is not None and _normalized(dist.metadata["Name"]) == DISTRIBUTION
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 @cache
@@ -56,14 +60,38 @@ def _load_class(name: str) -> type[Driver]:
         raise UnknownDriver(f'Driver "{name}" ({entry.entry_point.value}) is not a provision driver')
     if getattr(cls, "name", None) != name:
         raise UnknownDriver(f'Driver "{name}" declares the name "{getattr(cls, "name", None)}"')
+    unbacked = unimplemented_capabilities(cls)
+    if unbacked:
+        raise UnknownDriver(f'Driver "{name}" declares {", ".join(unbacked)} but does not implement '
+                            f'{", ".join(CAPABILITY_METHODS[c] for c in unbacked)}')
     return cls
+
+
+def unimplemented_capabilities(cls: type[Driver]) -> list[str]:
+    """Capabilities a driver class declares True without overriding the method that backs them."""
+    declared = cls.capabilities
+    return [f.name for f in fields(Capabilities)
+            if getattr(declared, f.name) and f.name in CAPABILITY_METHODS
+            and getattr(cls, CAPABILITY_METHODS[f.name]) is getattr(Driver, CAPABILITY_METHODS[f.name])]
 
 
 def load(name: str) -> type[Driver]:
     if name not in available():
         known = ", ".join(available()) or "none installed"
         raise UnknownDriver(f'Driver "{name}" not found. Known drivers: {known}')
-    return _load_class(name)
+    cls = _load_class(name)
+    require_packages(cls)
+    return cls
+
+
+def require_packages(cls: type[Driver]) -> None:
+    """The driver's SDKs are imported lazily; say which one is missing before the first call needs it."""
+    for package in cls.requires:
+        try:
+            distribution(package)
+        except PackageNotFoundError:
+            raise MissingDependency(f'the {cls.name} driver needs the Python package "{package}", which is '
+                                    f"not installed", hint=f"pip install {package}") from None
 
 
 def load_all() -> dict[str, type[Driver]]:

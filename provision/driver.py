@@ -62,20 +62,29 @@ class OptionSpec:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a driver can do beyond create/remove/state, declared up front."""
+    """What a driver can do beyond create/remove/state/engine_url, declared up front.
 
-    provisions_engine: bool = True  # False: the engine already exists (the ``none`` driver)
-    start: bool = True
-    stop: bool = True
-    restart: bool = True
-    kill: bool = True
-    ssh: bool = True
+    Everything defaults to False: a driver promises only what it implements, and the registry refuses
+    a driver that declares a capability whose method it does not override.
+    """
+
+    provisions_engine: bool = False  # True: the core installs and configures Docker over SSH (needs ssh)
+    start: bool = False
+    stop: bool = False
+    restart: bool = False
+    kill: bool = False
+    ssh: bool = False
     # The machine's key reaches it at first boot (cloud-init, a guest agent) and sshd may answer before
     # it is there: the first login retries authentication failures for a while instead of failing.
     keys_at_boot: bool = False
     # The machine can take the engine's certificates and systemd drop-in at first boot (``ctx.engine_files``),
     # so dockerd starts with mutual TLS right away and provisioning finds nothing left to restart.
     engine_files_at_boot: bool = False
+
+
+# The method that backs each capability: declared True, it must be overridden.
+CAPABILITY_METHODS = {"start": "start", "stop": "stop", "restart": "restart", "kill": "kill",
+                      "ssh": "ssh_endpoint"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,8 @@ class Driver(ABC):
     description: ClassVar[str] = ""
     options: ClassVar[tuple[OptionSpec, ...]] = ()
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # Distributions the driver imports lazily (its cloud SDK): checked when the driver is loaded.
+    requires: ClassVar[tuple[str, ...]] = ()
     engine_port: ClassVar[int] = 2376
     # How long a boot may take until SSH and the engine answer (a VM under software emulation is slow).
     boot_timeout: ClassVar[float] = 120.0
