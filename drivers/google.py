@@ -340,6 +340,7 @@ class GoogleDriver(Driver):
 
     def stop(self) -> None:
         self._instance_call("Stopping", "stop_unary")
+        self._forget_external_address()
 
     def kill(self) -> None:
         from google.cloud import compute_v1
@@ -351,6 +352,14 @@ class GoogleDriver(Driver):
                                                  no_graceful_shutdown=True)
         self._api().run(f"Killing instance {name}", "InstancesClient", "stop_unary", timeout=LIFECYCLE_TIMEOUT,
                         request=request)
+        self._forget_external_address()
+
+    def _forget_external_address(self) -> None:
+        # A stopped instance gives its ephemeral external IP back (it may go to someone else): forget it,
+        # so `ip`, `url` and `env` cannot point there; start() and refresh() read the new one. A reserved
+        # static address (--google-address) stays the project's and comes back with the instance.
+        if not self.ctx.option("google_address"):
+            self._save(external_ip=None)
 
     def restart(self) -> None:
         self._instance_call("Resetting", "reset_unary")
@@ -416,9 +425,11 @@ class GoogleDriver(Driver):
     # -- addresses (from ctx.data only) ----------------------------------------------------------
     def ip(self) -> str:
         data = self.ctx.data
-        if data.get("use_internal_ip"):
-            return str(data.get("internal_ip") or "")
-        return str(data.get("external_ip") or "")
+        address = data.get("internal_ip") if data.get("use_internal_ip") else data.get("external_ip")
+        if not address:
+            raise DriverError(f'Machine "{self.ctx.machine_name}" has no address recorded '
+                              "(not created, or stopped: start it)", driver=DRIVER)
+        return str(address)
 
     def engine_url(self) -> str:
         return f"tcp://{self.ip()}:{self.engine_port}"

@@ -18,7 +18,7 @@ from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
 from . import paths
 from .contexts import ContextTLS, DockerConfig
-from .errors import (EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
+from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
 from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
@@ -140,9 +140,10 @@ class Machines:
         return driver
 
     def connection(self, record: MachineRecord) -> ConnectionInfo:
+        """How to reach the engine, from the record alone: a machine stopped by provision has no URL
+        recorded (a cloud gives its address back, a local VM's engine is gone), so env, url, ip and
+        config answer Docker Machine's "Host is not running" instead of an address that does not answer."""
         url = record.url
-        if not url:
-            url = _engine_url_or_none(self.driver_for(record))
         if not url:
             raise HostNotRunning(record.name)
         return ConnectionInfo(record.name, url, url_host(url),
@@ -205,9 +206,10 @@ class Machines:
         self.store.delete(record.name)
 
     def _install_client_certs(self, name: str) -> None:
-        self.store.write_file(name, paths.CA_CERT, self.ca.ca_cert_path.read_bytes(), 0o644)
-        self.store.write_file(name, paths.CLIENT_CERT, self.ca.client_cert_path.read_bytes(), 0o644)
-        self.store.write_file(name, paths.CLIENT_KEY, self.ca.client_key_path.read_bytes(), 0o600)
+        ca_cert, client_cert, client_key = self.ca.client_files()
+        self.store.write_file(name, paths.CA_CERT, ca_cert, 0o644)
+        self.store.write_file(name, paths.CLIENT_CERT, client_cert, 0o644)
+        self.store.write_file(name, paths.CLIENT_KEY, client_key, 0o600)
 
     # -- provisioning ----------------------------------------------------------------------------
     def _session(self, record: MachineRecord, driver: Driver, *, first_contact: bool = False,
@@ -304,9 +306,8 @@ class Machines:
                              f"{timeout:.0f}s: {last}")
 
     def reprovision(self, name: str) -> MachineRecord:
-        record = self.store.load(name)
-        self._require_provisionable(record)
-        with self.store.lock(name):
+        with self.store.edit(name) as record:
+            self._require_provisionable(record)
             driver = self.driver_for(record)
             self._require_running(record, driver)
             record = self._provision(record, driver, first_contact=False)
@@ -318,9 +319,8 @@ class Machines:
     def upgrade(self, name: str) -> MachineRecord:
         from .provisioner import upgrade_engine
 
-        record = self.store.load(name)
-        self._require_provisionable(record)
-        with self.store.lock(name):
+        with self.store.edit(name) as record:
+            self._require_provisionable(record)
             driver = self.driver_for(record)
             self._require_running(record, driver)
             with self._session(record, driver) as session:
@@ -330,17 +330,25 @@ class Machines:
             self.wait_for_engine(self.connection(record))
             return record
 
+    def regenerate_client_cert(self) -> None:
+        """A new client certificate for the whole store, once; machines pick it up in ``regenerate_certs``."""
+        self.progress("Regenerating the client certificate")
+        self.ca.ensure()
+        self.ca.regenerate_client()
+
     def regenerate_certs(self, name: str, client_certs: bool = False) -> MachineRecord:
+        """A new server certificate for the machine, and with ``client_certs`` a new client certificate.
+
+        Several machines at once: call ``regenerate_client_cert`` once, then this without ``client_certs``
+        for each (every machine copies the store's current client certificate either way)."""
         from .provisioner import ServerCerts, install_certs
 
-        record = self.store.load(name)
-        self._require_provisionable(record)
-        with self.store.lock(name):
+        if client_certs:
+            self.regenerate_client_cert()
+        with self.store.edit(name) as record:
+            self._require_provisionable(record)
             driver = self.driver_for(record)
             self._require_running(record, driver)
-            if client_certs:
-                self.progress("Regenerating the client certificate")
-                self.ca.regenerate_client()
             with self._session(record, driver) as session:
                 record, issued = self._issue_server_cert(record, driver)
                 install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
@@ -364,11 +372,10 @@ class Machines:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _lifecycle(self, name: str, action: str) -> MachineRecord:
-        record = self.store.load(name)
-        driver_cls = _registry().load(record.driver)
-        if not getattr(driver_cls.capabilities, action):
-            raise NotSupported(f'the {record.driver} driver cannot {action} machine "{name}"')
-        with self.store.lock(name):
+        with self.store.edit(name) as record:
+            driver_cls = _registry().load(record.driver)
+            if not getattr(driver_cls.capabilities, action):
+                raise NotSupported(f'the {record.driver} driver cannot {action} machine "{name}"')
             keeper = _Keeper(self.store, record)
             driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
             self.progress(f"{action.capitalize()}ing {name}" if action != "stop" else f"Stopping {name}")
@@ -377,8 +384,9 @@ class Machines:
             record = keeper.record
             if action in ("start", "restart") and driver.capabilities.provisions_engine:
                 return self._after_boot(record, driver)
-            # A stopped cloud machine gives up its public address: never hand out the old one.
-            record = record.evolve(url=_engine_url_or_none(driver))
+            # Stopped, a machine's engine answers nowhere (a cloud even gives its public address back):
+            # never hand out the old URL. Otherwise (generic's restart) the driver's URL stands.
+            record = record.evolve(url=None if action in ("stop", "kill") else _engine_url_or_none(driver))
             self.store.save(record)
             return record
 
@@ -419,20 +427,21 @@ class Machines:
         With ``force`` a broken record or a driver failure does not stop the local clean-up.
         """
         validate_machine_name(name)
+        readable = True
         try:
-            record: MachineRecord | None = self.store.load(name)
-        except StoreError:
+            with self.store.edit(name) as record:
+                self.progress(f"Removing {name}")
+                self.driver_for(record).remove()
+        except MachineNotFound:
+            raise
+        except StoreError as exc:  # an unreadable record, or the machine locked by another command
             if not force:
                 raise
-            record = None
-        if record is not None:
-            try:
-                with self.store.lock(name):
-                    self.progress(f"Removing {name}")
-                    self.driver_for(record).remove()
-            except ProvisionError:
-                if not force:
-                    raise
+            readable = not isinstance(exc, BrokenRecord)
+        except ProvisionError:
+            if not force:
+                raise
+        if readable:
             self.docker.remove_context(context_name(name), name)
         self.store.delete(name)
 

@@ -69,6 +69,18 @@ class Store:
             raise StoreError(f'machine "{name}" is locked by another provision command (waited {timeout:.0f}s)',
                              machine=name) from exc
 
+    @contextmanager
+    def edit(self, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[MachineRecord]:
+        """The machine's record read *after* its lock is taken, the lock held until the block ends.
+
+        Every read-modify-write of a record goes through here: a record loaded before the lock and
+        saved after it would overwrite what another command saved in between (a new cloud address
+        recorded by ``start`` lost to a concurrent ``regenerate-certs``).
+        """
+        validate_machine_name(name)
+        with self.lock(name, timeout):
+            yield self.load(name)
+
     # -- reading ---------------------------------------------------------------------------------
     def names(self) -> list[str]:
         try:

@@ -110,7 +110,7 @@ class CertificateAuthority:
             if not (self.dir / paths.CA_CERT).exists():
                 self._create_ca()
             if not self.client_cert_path.exists() or not self.client_key_path.exists():
-                self.regenerate_client()
+                self._write_client(self._issue_client())
 
     def _create_ca(self) -> None:
         from cryptography import x509
@@ -188,10 +188,24 @@ class CertificateAuthority:
                           not_before, not_after, serial, sans)
 
     def regenerate_client(self) -> IssuedCert:
-        issued = self._issue("provision client", (), CLIENT_DAYS, server=False)
+        """A new client key and certificate, written under the CA's lock so no reader sees a mix."""
+        issued = self._issue_client()
+        with self._locked():
+            self._write_client(issued)
+        return issued
+
+    def _issue_client(self) -> IssuedCert:
+        return self._issue("provision client", (), CLIENT_DAYS, server=False)
+
+    def _write_client(self, issued: IssuedCert) -> None:  # the caller holds the CA's lock
         atomic_write(self.client_key_path, issued.key_pem, 0o600)
         atomic_write(self.client_cert_path, issued.cert_pem, 0o644)
-        return issued
+
+    def client_files(self) -> tuple[bytes, bytes, bytes]:
+        """The CA certificate, client certificate and client key, read together under the CA's lock."""
+        with self._locked():
+            return (self.ca_cert_path.read_bytes(), self.client_cert_path.read_bytes(),
+                    self.client_key_path.read_bytes())
 
     def issue_server(self, machine: str, sans: list[str] | tuple[str, ...]) -> IssuedCert:
         self.ensure()

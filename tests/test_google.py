@@ -341,6 +341,12 @@ def test_stop_start_gives_a_new_ip_and_refresh_reports_it(gce: GCE, tmp_path: Pa
 
     driver.stop()
     assert driver.state() is MachineState.STOPPED
+    # The instance gave its external IP back: the driver must not hand it out any more.
+    assert gce.fake.instance("test-project", "us-central1-a", "m1")["networkInterfaces"][0]["accessConfigs"][0].get(
+        "natIP") is None
+    assert driver.ctx.data["external_ip"] is None
+    with pytest.raises(DriverError, match="no address recorded"):
+        driver.engine_url()
     driver.start()
     assert driver.state() is MachineState.RUNNING
     assert driver.refresh() is True
@@ -351,6 +357,7 @@ def test_stop_start_gives_a_new_ip_and_refresh_reports_it(gce: GCE, tmp_path: Pa
     driver.restart()  # a reset keeps the address
     assert driver.refresh() is False
     driver.kill()
+    assert driver.ctx.data["external_ip"] is None
     stops = [r for r in gce.fake.requests if r["path"].endswith("/instances/m1/stop")]
     assert "noGracefulShutdown=true" in stops[-1]["query"] and "noGracefulShutdown" not in stops[0]["query"]
     assert driver.state() is MachineState.STOPPED

@@ -70,4 +70,6 @@ def regenerate_certs(
     targets = names or [service.resolve_name(None)]
     if not force and not typer.confirm(f"Regenerate TLS machine certs for {', '.join(targets)}?"):
         raise typer.Exit(1)
-    for_each(targets, lambda n: service.regenerate_certs(n, client_certs=client_certs), "Regenerated certificates for")
+    if client_certs:  # once, before fanning out: per-machine threads would each rewrite the shared pair
+        service.regenerate_client_cert()
+    for_each(targets, service.regenerate_certs, "Regenerated certificates for")
