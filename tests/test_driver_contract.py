@@ -325,6 +325,7 @@ def test_a_driver_that_fails_to_import_warns_and_ls_keeps_working(tmp_path: Path
     site = write_distribution(tmp_path / "site", GOOD)
     env = _env(site, FAKE_CLOUD=str(tmp_path))
     run("create", "-d", "fake", "box", env=env, check=True)
+    # The impostor "none" of the same distribution would fail this create: the built-in wins.
     run("create", "-d", "none", "--url", "tcp://127.0.0.1:1", "other", env=env, check=True)
 
     broken = {**env, "FAKE_DRIVER_BROKEN": "1"}
