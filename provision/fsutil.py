@@ -1,6 +1,6 @@
 """Crash-safe file writes: a reader sees the old file or the new one, never half of either.
 
-Plain ``os`` calls only: this module sits on the start-up path of ``env`` and ``use``.
+Plain ``os`` calls only: this module sits on the start-up path of ``use`` (``provision.cli.light``).
 """
 
 from __future__ import annotations

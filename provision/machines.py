@@ -469,7 +469,8 @@ class Machines:
         threads = []
         for entry in entries:
             if isinstance(entry, BrokenEntry):
-                results[entry.name] = Listing(entry.name, False, "", "Error", "", "Unknown", entry.error)
+                results[entry.name] = Listing(entry.name, False, "", str(MachineState.ERROR), "", "Unknown",
+                                              entry.error)
                 continue
             thread = threading.Thread(target=self._probe_into, args=(entry, active == entry.name, timeout,
                                                                       probe_engines, results), daemon=True)
@@ -479,7 +480,7 @@ class Machines:
         for entry, thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
             if entry.name not in results:
-                results[entry.name] = Listing(entry.name, active == entry.name, entry.driver, "Timeout",
+                results[entry.name] = Listing(entry.name, active == entry.name, entry.driver, str(MachineState.TIMEOUT),
                                               entry.url or "", "Unknown",
                                               f"no answer within {timeout:g}s", entry.engine.labels)
         return [results[e.name] for e in entries]

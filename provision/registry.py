@@ -9,6 +9,7 @@ costs a warning, not the command.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cache
 from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
@@ -94,12 +95,17 @@ def require_packages(cls: type[Driver]) -> None:
                                     f"not installed", hint=f"pip install {package}") from None
 
 
-def load_all() -> dict[str, type[Driver]]:
-    """Every driver that imports; one that does not gives a warning and is left out."""
+def load_all(warn: Callable[[str], None] | None = None) -> dict[str, type[Driver]]:
+    """Every driver that loads; one that does not (an import error, a missing SDK) is reported to ``warn``
+    (a ``warnings.warn`` by default) and left out."""
     loaded: dict[str, type[Driver]] = {}
     for name in available():
         try:
             loaded[name] = load(name)
-        except UnknownDriver as exc:
-            warnings.warn(str(exc), stacklevel=2)
+        except (UnknownDriver, MissingDependency) as exc:
+            message = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            if warn is None:
+                warnings.warn(message, stacklevel=2)
+            else:
+                warn(message)
     return loaded

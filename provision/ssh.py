@@ -131,8 +131,6 @@ class RemoteSession:
                 last_error = str(exc.error)
                 if log:
                     log(f"authentication refused, retrying for up to {auth_retry:.0f}s: {last_error}")
-            except (HostKeyMismatch, SSHError):
-                raise
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 # Refused, unreachable, reset, or a banner that never came: the host may still be booting.
                 last_error = _describe_network_error(exc)

@@ -10,7 +10,7 @@ from provision import registry
 from provision import __version__, formatting
 
 from . import flagparse
-from .app import app, machines, one_name, out
+from .app import app, machines, one_name, out, warn
 from .texts import config_text
 
 NAMES = typer.Argument(None, metavar="[NAME]")
@@ -63,7 +63,7 @@ def version(ctx: typer.Context, names: list[str] = NAMES) -> None:
 @app.command("drivers", help="List installed drivers and their flags")
 def drivers_command() -> None:
     text = ""
-    for name, cls in registry.load_all().items():
+    for name, cls in registry.load_all(warn=lambda message: warn("Warning: " + message)).items():
         origin = "built-in" if registry.available()[name].builtin else registry.available()[name].entry_point.value
         text += f"{name} ({origin}): {cls.description}\n"
         text += flagparse.describe(cls.options) if cls.options else "  (no flags)\n"

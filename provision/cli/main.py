@@ -10,8 +10,6 @@ import sys
 
 from provision.errors import ProvisionError
 
-GLOBAL_FLAGS_WITH_VALUE = ("-s", "--storage-path")
-
 
 def _debug_requested(argv: list[str]) -> bool:
     return any(a in ("-D", "--debug") for a in argv)
