@@ -21,7 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from provision.errors import CommandError, DriverError, TimeoutExpired
@@ -72,14 +72,24 @@ class BaseImage:
     initrd: Path | None = None
     cmdline: str | None = None
 
-    def to_data(self) -> dict[str, str | None]:
-        return {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(self).items()}
+    def to_data(self, cache_dir: Path) -> dict[str, str | None]:
+        """The record's form: paths inside ``cache_dir`` relative to it, so a moved store (and its cache)
+        still finds its image."""
+        def stored(value: object) -> str | None:
+            if not isinstance(value, Path):
+                return value if value is None else str(value)
+            try:
+                return str(value.relative_to(cache_dir))
+            except ValueError:
+                return str(value)
+
+        return {key: stored(value) for key, value in vars(self).items()}
 
     @classmethod
-    def from_data(cls, data: dict[str, str | None]) -> BaseImage:
+    def from_data(cls, data: dict[str, str | None], cache_dir: Path) -> BaseImage:
         def path(key: str) -> Path | None:
             value = data.get(key)
-            return Path(value) if value else None
+            return cache_dir / value if value else None  # an absolute path (older records) stays as it is
 
         disk = path("disk")
         if disk is None:
@@ -460,12 +470,12 @@ def _read_manifest(image_dir: Path) -> BaseImage | None:
         recorded = dict(data["image"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    # The files sit beside the manifest: rebase them so a moved cache directory stays valid.
+    # The files sit beside the manifest (older manifests name them absolutely): a moved cache stays valid.
     for key in ("disk", "kernel", "initrd"):
         if recorded.get(key):
-            recorded[key] = str(image_dir / Path(recorded[key]).name)
+            recorded[key] = Path(recorded[key]).name
     try:
-        image = BaseImage.from_data(recorded)
+        image = BaseImage.from_data(recorded, image_dir)
     except (KeyError, DriverError):
         return None
     return None if image.missing() else image
@@ -473,7 +483,7 @@ def _read_manifest(image_dir: Path) -> BaseImage | None:
 
 def _write_manifest(image_dir: Path, image: BaseImage, facts: dict[str, object]) -> None:
     tmp = image_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"image": image.to_data(), **facts}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"image": image.to_data(image_dir), **facts}, indent=2) + "\n")
     os.replace(tmp, image_dir / MANIFEST)
 
 

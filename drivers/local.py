@@ -93,8 +93,9 @@ class LocalDriver(Driver):
 
     @property
     def _qmp_socket(self) -> Path:
-        recorded = self.ctx.data.get("qmp_socket")
-        return Path(recorded) if recorded else qemu.socket_path_for(self._dir)
+        # Derived, never read back from the record: a store moved to another path must not talk to (or
+        # delete) a socket where the machine used to be.
+        return qemu.socket_path_for(self._dir)
 
     @property
     def _marker(self) -> str:
@@ -122,7 +123,7 @@ class LocalDriver(Driver):
         self.ctx.checkpoint()
 
         image = ensure_image(image_spec, cache_dir=self.ctx.cache_dir, mirror=mirror, progress=self.ctx.progress)
-        data["image"] = image.to_data()
+        data["image"] = image.to_data(self.ctx.cache_dir)
         self.ctx.checkpoint()
 
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +153,8 @@ class LocalDriver(Driver):
                               driver=self.name, machine=self.ctx.machine_name)
         return qemu.QemuConfig(
             name=self.ctx.machine_name, cpus=int(data["cpus"]), memory_mib=int(data["memory_mib"]),
-            accel=str(data["accel"]), image=BaseImage.from_data(data["image"]), overlay=self._overlay,
+            accel=str(data["accel"]), image=BaseImage.from_data(data["image"], self.ctx.cache_dir),
+            overlay=self._overlay,
             seed=self._dir / SEED, ssh_port=int(data["ssh_port"]), engine_port=int(data["engine_port"]),
             guest_engine_port=self.engine_bind_port(), console_log=self._console,
             qmp_socket=self._qmp_socket, pidfile=self._pidfile,
@@ -166,6 +168,9 @@ class LocalDriver(Driver):
             raise DriverError(f"files this machine boots from are gone: {', '.join(missing)}",
                               driver=self.name, machine=self.ctx.machine_name,
                               hint="the image cache was cleared; remove the machine and create it again")
+        # The store (or the image cache) may have moved since the overlay was made: point it at the image.
+        qemu.ensure_backing_file(config.overlay, config.image)
+        self.ctx.data["qmp_socket"] = str(config.qmp_socket)
         if config.accel == "tcg":
             pid = self._launch(fresh_ports, wait=0.0)
             self._ensure_alive(pid, "right after launch")

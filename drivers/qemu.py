@@ -195,6 +195,18 @@ def create_overlay(overlay: Path, image: BaseImage, size_gb: int) -> None:
                str(overlay), f"{size_gb}G"], "qemu-img create")
 
 
+def ensure_backing_file(overlay: Path, image: BaseImage) -> None:
+    """Rewrite the overlay's backing-file header when it no longer names the image (a moved store or
+    cache). The image's content is unchanged, so only the name is rewritten (``rebase -u``)."""
+    info = json.loads(_run_tool(["qemu-img", "info", "--output=json", "--force-share", str(overlay)],
+                                "qemu-img info"))
+    backing = info.get("full-backing-filename") or info.get("backing-filename")
+    if backing and Path(backing) == image.disk:
+        return
+    _run_tool(["qemu-img", "rebase", "-u", "-F", image.disk_format, "-b", str(image.disk), str(overlay)],
+              "qemu-img rebase")
+
+
 def _run_tool(argv: list[str], what: str) -> str:
     try:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)

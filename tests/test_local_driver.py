@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import http.server
 import os
 import subprocess
@@ -285,6 +286,32 @@ def image_server(tmp_path: Path) -> Iterator[_Server]:
 
 def _publish_sums(server: _Server, digest: str, name: str = "tiny-generic.qcow2") -> None:
     (server.root / "images" / "bookworm" / "SHA512SUMS").write_text(f"{'0' * 128}  other.raw\n{digest}  {name}\n")
+
+
+
+def test_a_moved_image_and_overlay_are_found_again(tmp_path: Path) -> None:
+    """The record names the image relative to the cache and the overlay's backing file follows a move."""
+    cache = tmp_path / "store" / "cache"
+    (cache / "local" / "img").mkdir(parents=True)
+    disk = cache / "local" / "img" / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    image = images.BaseImage(kind="debian", disk=disk, disk_format="qcow2", kernel=disk.with_name("vmlinuz"))
+    data = image.to_data(cache)
+    assert (data["disk"], data["kernel"]) == ("local/img/disk.qcow2", "local/img/vmlinuz")
+    overlay = tmp_path / "store" / "machines" / "m" / "disk.qcow2"
+    overlay.parent.mkdir(parents=True)
+    qemu.create_overlay(overlay, image, 1)
+
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "store").rename(moved)
+    again = images.BaseImage.from_data(data, moved / "cache")
+    assert again.disk == moved / "cache" / "local" / "img" / "disk.qcow2" and not again.missing()[:-1]
+    overlay = moved / "machines" / "m" / "disk.qcow2"
+    qemu.ensure_backing_file(overlay, again)
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)], check=True,
+                                     capture_output=True, text=True).stdout)
+    assert info["full-backing-filename"] == str(again.disk)
+    assert images.BaseImage.from_data({**data, "disk": str(disk)}, moved / "cache").disk == disk  # older records
 
 
 def test_cloud_image_is_verified_cached_and_usable(image_server: _Server, tmp_path: Path) -> None:

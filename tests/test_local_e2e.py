@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -45,11 +46,27 @@ def image_tarball(tmp_path: Path) -> bytes:
     return buffer.getvalue()
 
 
+def share_image_cache(source: Path, target: Path) -> None:
+    """The shared test images, hard-linked (else copied) into a cache of the test's own."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source / "local", target / "local", copy_function=link,
+                    ignore=shutil.ignore_patterns("*.lock", "*.tmp"))
+
+
 def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The README's quick start as a user types it: no accelerator forced, whatever CI sets for other tests.
     # On a host whose KVM hangs guests or makes QEMU abort, `auto` must still end with a running engine.
     monkeypatch.delenv("PROVISION_LOCAL_ACCEL", raising=False)
-    machine_dir = Path(os.environ["PROVISION_STORAGE_PATH"]) / "machines" / "dev"
+    store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    # The image cache inside the store, as a user's default is: moving the store below moves it too.
+    share_image_cache(Path(os.environ["PROVISION_CACHE_PATH"]), store / "cache")
+    monkeypatch.delenv("PROVISION_CACHE_PATH")
+    machine_dir = store / "machines" / "dev"
     created = run("create", "-d", "local", "--local-image", "debian-docker", "--local-memory", "1536", "dev",
                   timeout=1800)
     try:
@@ -80,6 +97,17 @@ def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         run("stop", "dev", check=True, timeout=600)
         assert run("status", "dev", check=True).stdout == "Stopped\n"
         assert not qemu_running_for(machine_dir / "disk.qcow2")
+        for command in ("url", "ip", "env", "config"):  # Docker Machine's answer for a stopped host
+            stopped = run(command, "dev")
+            assert (stopped.returncode, stopped.stdout, stopped.stderr) == (1, "", "Host is not running\n")
+
+        # A store moved (or restored from a backup) to another path keeps working, image cache and all.
+        moved = tmp_path / "moved" / "store"
+        moved.parent.mkdir()
+        shutil.move(str(store), str(moved))
+        monkeypatch.setenv("PROVISION_STORAGE_PATH", str(moved))
+        machine_dir = moved / "machines" / "dev"
+        assert run("status", "dev", check=True).stdout == "Stopped\n"
         run("start", "dev", check=True, timeout=1200)
         assert run("url", "dev", check=True).stdout.strip() == url  # same forwarded port, same certificate
         assert server_version() == version
