@@ -59,6 +59,10 @@ class OptionSpec:
     def key(self) -> str:
         return self.flag.replace("-", "_")
 
+    def default_value(self) -> Any:
+        """The value when neither the flag nor the environment gives one (a fresh list for ``multiple``)."""
+        return list(self.default or ()) if self.multiple else self.default
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -144,6 +148,9 @@ class Driver(ABC):
     boot_timeout: ClassVar[float] = 120.0
 
     def __init__(self, context: DriverContext) -> None:
+        # The core hands over resolved options; one missing (a record written before the option existed)
+        # takes its default here, so a driver never re-states a default in code.
+        context.options = {**{spec.key: spec.default_value() for spec in self.options}, **context.options}
         self.ctx = context
 
     # -- required -------------------------------------------------------------------------------

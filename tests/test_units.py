@@ -37,6 +37,26 @@ def test_record_json_round_trip() -> None:
     assert again == record
 
 
+def test_shared_create_flags_resolve_like_driver_options() -> None:
+    from provision.createflags import SHARED_CREATE_OPTIONS, engine_settings
+    from provision.options import resolve_options
+
+    env = {"MACHINE_DOCKER_INSTALL_URL": "none", "MACHINE_DRIVER": "generic"}
+    shared = resolve_options(SHARED_CREATE_OPTIONS, {"engine_label": ["a=b"], "keep_on_failure": "false"}, env,
+                             "provision create")
+    assert (shared["driver"], shared["keep_on_failure"]) == ("generic", False)
+    assert engine_settings(shared) == EngineSettings(install_url="none", labels=("a=b",))
+    assert engine_settings(resolve_options(SHARED_CREATE_OPTIONS, {}, {}, "provision create")) == EngineSettings()
+
+
+def test_a_driver_finds_every_option_resolved(tmp_path: Path) -> None:
+    from provision.driver import DriverContext
+
+    # A record written before an option existed lacks it: the driver still sees the declared default.
+    driver = _Demo(DriverContext("m", tmp_path, tmp_path, options={"demo_need": "x", "demo_count": 5}))
+    assert driver.ctx.options == {"demo_count": 5, "demo_flag": False, "demo_tag": [], "demo_need": "x"}
+
+
 @pytest.mark.parametrize("data, message", [([], "not a JSON object"), ({"name": "x"}, "no schema_version"),
                                            ({"schema_version": 2, "name": "x", "driver": "none"}, "newer"),
                                            ({"schema_version": 1, "driver": "none"}, "malformed")])
