@@ -107,6 +107,13 @@ class EngineFile:
     mode: int
     content: bytes
 
+    @property
+    def b64(self) -> str:
+        """The content as base64, so any byte survives a shell script or a line-based manifest."""
+        import base64
+
+        return base64.b64encode(self.content).decode()
+
 
 @dataclass
 class DriverContext:
