@@ -147,7 +147,7 @@ class AmazonEC2Driver(Driver):
 
     def _target(self) -> AWSTarget:
         # After create, the record decides: a changed AWS_DEFAULT_REGION must not lose the machine.
-        region = self.ctx.data.get("region") or self._opt("region") or "us-east-1"
+        region = self.ctx.data.get("region") or self._opt("region")
         endpoint = self.ctx.data.get("endpoint") or self._opt("endpoint")
         return AWSTarget(region=region, endpoint=endpoint or None)
 
@@ -188,10 +188,10 @@ class AmazonEC2Driver(Driver):
     def _plan(self, ec2: EC2) -> dict[str, Any]:
         """Validate every option and resolve names to ids before anything is created."""
         client, src = ec2.client, ec2.credential_source
-        instance_type = self._opt("instance_type") or "t3.medium"
+        instance_type = self._opt("instance_type")
         architectures = instance_architectures(client, instance_type, src)
         image = resolve_image(client, src, self._opt("ami"), architectures)
-        ssh_port = int(self._opt("ssh_port") or 22)
+        ssh_port = int(self._opt("ssh_port"))
         keypair_name = self._opt("keypair_name")
         keypath = self._opt("ssh_keypath")
         if keypair_name and not keypath:
@@ -210,7 +210,7 @@ class AmazonEC2Driver(Driver):
         extra_groups = self._user_groups(client, src, vpc_id)
         ports = [(ssh_port, "tcp"), (self.engine_port, "tcp")]
         ports += [p for p in (parse_port(x) for x in self._list_opt("open_port")) if p not in ports]
-        ranges = ip_ranges(self._list_opt("allowed_cidr") or ["0.0.0.0/0"])
+        ranges = ip_ranges(self._list_opt("allowed_cidr"))
         tags = parse_tags(self._opt("tags"))
         userdata_path = self._opt("userdata")
         user_data = None
@@ -251,7 +251,7 @@ class AmazonEC2Driver(Driver):
 
     def _network(self, client: Any, src: str) -> tuple[str, str, str]:
         region = self._target().region
-        zone_letter = (self._opt("zone") or "a").strip()
+        zone_letter = self._opt("zone").strip()
         zone = zone_letter if zone_letter.startswith(region) else region + zone_letter
         subnet_id, vpc_id = self._opt("subnet_id"), self._opt("vpc_id")
         with ec2_errors("look up the subnet", src):
@@ -343,8 +343,8 @@ class AmazonEC2Driver(Driver):
             "Placement": {"AvailabilityZone": d["zone"]},
             "BlockDeviceMappings": [{
                 "DeviceName": plan["image"].root_device_name,
-                "Ebs": {"VolumeSize": int(self._opt("root_size") or 16),
-                        "VolumeType": self._opt("volume_type") or "gp3", "DeleteOnTermination": True},
+                "Ebs": {"VolumeSize": int(self._opt("root_size")),
+                        "VolumeType": self._opt("volume_type"), "DeleteOnTermination": True},
             }],
         }
         profile = self._opt("iam_instance_profile")

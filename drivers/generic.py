@@ -51,9 +51,9 @@ class GenericDriver(Driver):
             raise UsageError("--generic-ip-address is required")
         if ip.startswith("[") and ip.endswith("]"):
             ip = ip[1:-1]
-        user = str(self.ctx.option("generic_ssh_user") or "root").strip()
-        ssh_port = _port(self.ctx.option("generic_ssh_port"), 22, "--generic-ssh-port")
-        engine_port = _port(self.ctx.option("generic_engine_port"), 2376, "--generic-engine-port")
+        user = str(self.ctx.option("generic_ssh_user")).strip()
+        ssh_port = _port(self.ctx.option("generic_ssh_port"), "--generic-ssh-port")
+        engine_port = _port(self.ctx.option("generic_engine_port"), "--generic-engine-port")
         self.ctx.data.update({"ip": ip, "ssh_user": user, "ssh_port": ssh_port, "engine_port": engine_port})
         key_file = self._choose_key()
         self.ctx.data["ssh_key_file"] = key_file
@@ -109,7 +109,7 @@ class GenericDriver(Driver):
         return [self._ip()]
 
     def engine_bind_port(self) -> int:
-        return int(self.ctx.data.get("engine_port") or self.ctx.option("generic_engine_port") or 2376)
+        return int(self.ctx.data.get("engine_port") or self.ctx.option("generic_engine_port"))
 
     def engine_url(self) -> str:
         return f"tcp://{_url_host(self._ip())}:{self.engine_bind_port()}"
@@ -167,9 +167,9 @@ class GenericDriver(Driver):
         raise NotSupported("the generic driver cannot kill a host")
 
 
-def _port(value: Any, default: int, flag: str) -> int:
+def _port(value: Any, flag: str) -> int:
     try:
-        port = int(value if value is not None else default)
+        port = int(value)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{flag} must be a port number, not {value!r}") from exc
     if not 0 < port < 65536:

@@ -161,7 +161,7 @@ class GoogleDriver(Driver):
 
     @property
     def zone(self) -> str:
-        return str(self.ctx.data.get("zone") or self.ctx.option("google_zone") or "us-central1-a")
+        return str(self.ctx.data.get("zone") or self.ctx.option("google_zone"))
 
     def _api(self) -> ComputeApi:
         endpoint = self.ctx.data.get("endpoint") or self.ctx.option("google_endpoint") or None
@@ -185,7 +185,7 @@ class GoogleDriver(Driver):
         public_key = self.ctx.ssh_key_path.with_suffix(".pub").read_text().strip()
         allowed = firewall_rules(_split(opt("google_open_port")), self.engine_bind_port())
         self._save(project=self.project, zone=self.zone,
-                   endpoint=opt("google_endpoint") or None, ssh_user=opt("google_username") or "docker-user",
+                   endpoint=opt("google_endpoint") or None, ssh_user=opt("google_username"),
                    use_internal_ip=bool(opt("google_use_internal_ip") or opt("google_use_internal_ip_only")))
         api = self._api()
 
@@ -230,12 +230,12 @@ class GoogleDriver(Driver):
         from google.cloud import compute_v1
 
         rule = f"provision-{name}"[:63].rstrip("-")
-        network = self.ctx.option("google_network") or "default"
+        network = self.ctx.option("google_network")
         firewall = compute_v1.Firewall(
             name=rule, network=f"projects/{self.project}/global/networks/{network}", direction="INGRESS",
             description=f"provision: SSH and the Docker engine for machine {self.ctx.machine_name}",
             allowed=[compute_v1.Allowed(**a) for a in allowed], target_tags=[rule],
-            source_ranges=_split(self.ctx.option("google_allowed_source_range")) or ["0.0.0.0/0"])
+            source_ranges=_split(self.ctx.option("google_allowed_source_range")))
         self.ctx.progress(f"Creating firewall rule {rule}")
         api.run(f"Firewall rule {rule}", "FirewallsClient", "insert_unary", timeout=SMALL_TIMEOUT,
                 on_accepted=lambda op: self._save(firewall=rule, network_tag=rule),
@@ -249,7 +249,7 @@ class GoogleDriver(Driver):
         zone = self.zone
         labels = {LABEL_KEY: LABEL_VALUE, MACHINE_LABEL: name}
         nic = compute_v1.NetworkInterface(network=f"projects/{self.project}/global/networks/"
-                                                  f"{opt('google_network') or 'default'}")
+                                                  f"{opt('google_network')}")
         if opt("google_subnetwork"):
             nic.subnetwork = (f"projects/{self.project}/regions/{zone.rsplit('-', 1)[0]}/subnetworks/"
                               f"{opt('google_subnetwork')}")
@@ -269,20 +269,20 @@ class GoogleDriver(Driver):
         instance = compute_v1.Instance(
             name=name,
             description=f"provision machine {self.ctx.machine_name}",
-            machine_type=f"zones/{zone}/machineTypes/{opt('google_machine_type') or 'e2-medium'}",
+            machine_type=f"zones/{zone}/machineTypes/{opt('google_machine_type')}",
             labels=labels,
             tags=compute_v1.Tags(items=[self.ctx.data["network_tag"], *_split(opt("google_tags"))]),
             disks=[compute_v1.AttachedDisk(
                 boot=True, auto_delete=True,
                 initialize_params=compute_v1.AttachedDiskInitializeParams(
-                    disk_name=name, source_image=image, disk_size_gb=int(opt("google_disk_size") or 10),
-                    disk_type=f"zones/{zone}/diskTypes/{opt('google_disk_type') or 'pd-standard'}",
+                    disk_name=name, source_image=image, disk_size_gb=int(opt("google_disk_size")),
+                    disk_type=f"zones/{zone}/diskTypes/{opt('google_disk_type')}",
                     labels=labels))],
             network_interfaces=[nic],
             metadata=compute_v1.Metadata(items=[compute_v1.Items(key="ssh-keys", value=f"{user}:{public_key}")]),
             scheduling=scheduling,
             service_accounts=[compute_v1.ServiceAccount(
-                email=opt("google_service_account") or "default", scopes=_split(opt("google_scopes")))],
+                email=opt("google_service_account"), scopes=_split(opt("google_scopes")))],
         )
         self.ctx.progress(f"Creating instance {name} in {zone}")
         api.run(f"Instance {name}", "InstancesClient", "insert_unary", timeout=INSERT_TIMEOUT,

@@ -108,9 +108,9 @@ class LocalDriver(Driver):
         cpus, memory, disk_gb = (int(self.ctx.option(k)) for k in ("local_cpus", "local_memory", "local_disk_size"))
         if cpus < 1 or memory < 256 or disk_gb < 2:
             raise UsageError("the local driver needs at least 1 CPU, 256 MiB of memory and a 2 GB disk")
-        requested = str(self.ctx.option("local_accel") or "auto")
+        requested = str(self.ctx.option("local_accel"))
         accel = qemu.choose_accelerator(requested)
-        image_spec = str(self.ctx.option("local_image") or "debian-docker")
+        image_spec = str(self.ctx.option("local_image"))
         mirror = str(self.ctx.option("local_mirror") or host_debian_mirror()).rstrip("/")
 
         ssh_port, engine_port = qemu.free_ports(2)

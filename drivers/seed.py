@@ -10,7 +10,6 @@ file names: plain ISO 9660 level 1 names cannot hold a hyphen.
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -52,7 +51,7 @@ def engine_manifest(engine_files: Sequence[EngineFile]) -> str:
     for f in engine_files:
         if not f.path.startswith("/") or any(c.isspace() for c in f.path):
             raise ValueError(f"engine file path {f.path!r} must be absolute and free of white space")
-        lines.append(f"{f.mode:o} {f.path} {base64.b64encode(f.content).decode()}")
+        lines.append(f"{f.mode:o} {f.path} {f.b64}")
     return "\n".join(lines) + "\n"
 
 

@@ -59,6 +59,10 @@ class OptionSpec:
     def key(self) -> str:
         return self.flag.replace("-", "_")
 
+    def default_value(self) -> Any:
+        """The value when neither the flag nor the environment gives one (a fresh list for ``multiple``)."""
+        return list(self.default or ()) if self.multiple else self.default
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -103,6 +107,13 @@ class EngineFile:
     mode: int
     content: bytes
 
+    @property
+    def b64(self) -> str:
+        """The content as base64, so any byte survives a shell script or a line-based manifest."""
+        import base64
+
+        return base64.b64encode(self.content).decode()
+
 
 @dataclass
 class DriverContext:
@@ -144,6 +155,9 @@ class Driver(ABC):
     boot_timeout: ClassVar[float] = 120.0
 
     def __init__(self, context: DriverContext) -> None:
+        # The core hands over resolved options; one missing (a record written before the option existed)
+        # takes its default here, so a driver never re-states a default in code.
+        context.options = {**{spec.key: spec.default_value() for spec in self.options}, **context.options}
         self.ctx = context
 
     # -- required -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .shellenv import override_warnings, url_host
 from .record import CertInfo, EngineSettings, Lifecycle, MachineRecord
 from .store import BrokenEntry, Store
 if TYPE_CHECKING:
+    from .provisioner import EngineConfig
     from .tls import CertificateAuthority, IssuedCert
     from .probe import TLSFiles
     from .ssh import RemoteSession
@@ -237,14 +238,12 @@ class Machines:
     def _hand_engine_files(self, record: MachineRecord, driver: Driver) -> IssuedCert:
         """Give the driver the engine's files for the machine's first boot; the same certificate is then
         recorded and uploaded by provisioning, which finds it in place."""
-        from provision.driver import EngineFile
-
         from .provisioner import ServerCerts, boot_files
 
         issued = self._new_server_cert(record, driver)
-        files = boot_files(self._engine_config(record, driver),
-                           ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem), machine=record.name)
-        driver.ctx.engine_files = tuple(EngineFile(path, mode, content) for path, mode, content in files)
+        driver.ctx.engine_files = boot_files(self._engine_config(record, driver),
+                                             ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                                             machine=record.name)
         return issued
 
     def _new_server_cert(self, record: MachineRecord, driver: Driver) -> IssuedCert:
@@ -262,15 +261,10 @@ class Machines:
         self.store.save(record)
         return record, issued
 
-    def _engine_config(self, record: MachineRecord, driver: Driver):  # type: ignore[no-untyped-def]
+    def _engine_config(self, record: MachineRecord, driver: Driver) -> EngineConfig:
         from .provisioner import EngineConfig
 
-        engine = record.engine
-        return EngineConfig(driver_name=record.driver, hostname=record.name, install_url=engine.install_url,
-                            bind_port=driver.engine_bind_port(), opts=list(engine.opts),
-                            labels=list(engine.labels), insecure_registries=list(engine.insecure_registries),
-                            registry_mirrors=list(engine.registry_mirrors),
-                            storage_driver=engine.storage_driver, env=list(engine.env))
+        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port())
 
     def _provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool,
                    issued: IssuedCert | None = None) -> MachineRecord:

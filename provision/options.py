@@ -1,8 +1,9 @@
-"""Resolve a driver's options: the flag if given, else its environment variable, else its default."""
+"""Resolve options declared as ``OptionSpec`` data, the one place defaults apply: the flag if given, else its
+environment variable, else its default. Driver options and the shared create flags both go through here."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from typing import Any
 
 from provision.driver import Driver, OptionSpec
@@ -41,27 +42,33 @@ def _scalar(spec: OptionSpec, raw: Any, source: str) -> Any:
     return value
 
 
-def resolve(driver: type[Driver], given: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+def resolve(driver: type[Driver], given: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """``given`` maps option keys to values set on the command line (absent keys were not given)."""
-    known = {spec.key: spec for spec in driver.options}
+    return resolve_options(driver.options, given, environ, f'driver "{driver.name}"')
+
+
+def resolve_options(specs: tuple[OptionSpec, ...], given: dict[str, Any], environ: Mapping[str, str],
+                    owner: str) -> dict[str, Any]:
+    """Every option of ``specs`` by key: the flag if given, else its environment variable, else its default.
+    ``owner`` names who declares them in errors (``driver "none"``)."""
+    known = {spec.key: spec for spec in specs}
     unknown = sorted(set(given) - set(known))
     if unknown:
         flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise UsageError(f'driver "{driver.name}" has no option {flags}')
-    resolved: dict[str, Any] = {}
-    for key, spec in known.items():
-        if key in given and given[key] is not None and given[key] != []:
-            resolved[key] = convert(spec, given[key], f"--{spec.flag}")
-        elif spec.envvar and environ.get(spec.envvar):
-            resolved[key] = convert(spec, environ[spec.envvar], f"${spec.envvar}")
-        elif spec.required:
-            hint = f" (or set {spec.envvar})" if spec.envvar else ""
-            raise UsageError(f'driver "{driver.name}" needs --{spec.flag}{hint}')
-        else:
-            default = spec.default
-            resolved[key] = list(default) if spec.multiple and default is not None else (
-                [] if spec.multiple else default)
-    return resolved
+        raise UsageError(f"{owner} has no option {flags}")
+    return {key: value(spec, given.get(key), environ, owner) for key, spec in known.items()}
+
+
+def value(spec: OptionSpec, given: Any, environ: Mapping[str, str], owner: str) -> Any:
+    """One option: ``given`` (None or [] when the flag was absent), else the env var, else the default."""
+    if given is not None and given != []:
+        return convert(spec, given, f"--{spec.flag}")
+    if spec.envvar and environ.get(spec.envvar):
+        return convert(spec, environ[spec.envvar], f"${spec.envvar}")
+    if spec.required:
+        hint = f" (or set {spec.envvar})" if spec.envvar else ""
+        raise UsageError(f"{owner} needs --{spec.flag}{hint}")
+    return spec.default_value()
 
 
 def public(driver: type[Driver], options: dict[str, Any]) -> dict[str, Any]:

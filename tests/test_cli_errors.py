@@ -92,6 +92,17 @@ def test_driver_flag_from_environment() -> None:
     assert run("url", "m", check=True).stdout == URL + "\n"
 
 
+def test_shared_flags_from_environment_and_defaults() -> None:
+    run("create", "m", "--engine-label", "team=a", env={"MACHINE_DRIVER": "none", "NONE_URL": URL,
+                                                        "MACHINE_DOCKER_INSTALL_URL": "none"}, check=True)
+    run("create", "-d", "none", "--url", URL, "n", check=True)
+    engines = {name: json.loads((store() / "machines" / name / "machine.json").read_text())["engine"]
+               for name in ("m", "n")}
+    assert engines["m"]["install_url"] == "none" and engines["m"]["labels"] == ["team=a"]
+    assert engines["n"] == {"install_url": "distro", "opts": [], "labels": [], "insecure_registries": [],
+                            "registry_mirrors": [], "storage_driver": None, "env": [], "tls_san": []}
+
+
 def test_create_help_lists_driver_flags() -> None:
     out = run("create", "-d", "none", "--help", check=True).stdout
     assert "--url VALUE" in out and "env: NONE_URL" in out and "--engine-install-url" in out

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from provision.provisioner import engine
 from provision.provisioner import _probe  # noqa: PLC2701 - exercised directly with an injected root
 from provision.provisioner.osinfo import detect, parse_os_release
 from provision.provisioner.scripts import parse_output, render_script, run_script
+from provision.record import EngineSettings
 from provision.ssh import RemoteSession
 
 DEBIAN_12 = '''PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
@@ -76,11 +78,9 @@ def test_engine_opts_follow_docker_machine() -> None:
         engine.opt_to_args("  ")
 
 
-def _flags(**overrides: object) -> list[engine.Flag]:
-    values: dict = dict(driver_name="generic", bind_port=2376, labels=[], storage_driver=None, registry_mirrors=[],
-                        insecure_registries=[], opts=[], live_restore=True)
-    values.update(overrides)
-    return engine.dockerd_flags(**values)
+def _flags(bind_port: int = 2376, **settings: Any) -> list[engine.Flag]:
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    return engine.dockerd_flags("generic", bind_port, EngineSettings(**values), live_restore=True)
 
 
 def test_dropin_golden() -> None:
@@ -233,9 +233,9 @@ def test_bad_hostname_and_install_url_are_usage_errors() -> None:
     with pytest.raises(UsageError):
         _check_hostname("bad_name")
     with pytest.raises(UsageError):
-        _install_plan(EngineConfig("generic", "h", install_url="ftp://x"), detect(DEBIAN_12))
+        _install_plan(EngineConfig("generic", "h", EngineSettings(install_url="ftp://x")), detect(DEBIAN_12))
     assert _install_plan(EngineConfig("generic", "h"), detect(DEBIAN_12)) == {"method": "apt", "package": "docker.io"}
-    assert _install_plan(EngineConfig("generic", "h", install_url="https://get.docker.com"),
+    assert _install_plan(EngineConfig("generic", "h", EngineSettings(install_url="https://get.docker.com")),
                          detect(FEDORA_40)) == {"method": "script", "url": "https://get.docker.com"}
 
 
@@ -329,7 +329,8 @@ def test_configures_preinstalled_docker_without_reinstalling(docker_debian_vm, t
 
     vm = docker_debian_vm
     setup = EngineSetup(tmp_path, "vm-docker", vm.driver.engine_url())
-    config = EngineConfig("local", "vm-docker", bind_port=vm.driver.engine_bind_port(), labels=["team=qa"])
+    config = EngineConfig("local", "vm-docker", EngineSettings(labels=("team=qa",)),
+                          bind_port=vm.driver.engine_bind_port())
     messages: list[str] = []
     started = time.monotonic()
     with vm_session(vm) as s:
@@ -479,9 +480,9 @@ def test_upgrade_in_place_keeps_the_engine_configured(docker_debian_vm, tmp_path
 def test_boot_files_are_what_configure_would_upload_to_a_fresh_debian_host() -> None:
     from provision.provisioner import EngineConfig, ServerCerts, boot_files
 
-    config = EngineConfig(driver_name="local", hostname="m1", bind_port=2376, labels=["team=a"])
-    files = {path: (mode, content) for path, mode, content in
-             boot_files(config, ServerCerts(b"CA", b"CERT", b"KEY"), machine="m1")}
+    config = EngineConfig(driver_name="local", hostname="m1", settings=EngineSettings(labels=("team=a",)),
+                          bind_port=2376)
+    files = {f.path: (f.mode, f.content) for f in boot_files(config, ServerCerts(b"CA", b"CERT", b"KEY"), machine="m1")}
     assert files[engine.CA_PATH] == (0o644, b"CA")
     assert files[engine.CERT_PATH] == (0o644, b"CERT")
     assert files[engine.KEY_PATH] == (0o600, b"KEY")

@@ -37,6 +37,54 @@ def test_record_json_round_trip() -> None:
     assert again == record
 
 
+# machine.json as provision wrote it before engine settings became one frozen type end to end.
+OLD_RECORD = """{"schema_version": 1, "provision_version": "0.1.0", "name": "old", "driver": "generic",
+ "lifecycle": "ready", "created_at": "2026-01-01T00:00:00+00:00",
+ "driver_options": {"generic_ip_address": "192.0.2.7", "generic_ssh_port": 22}, "driver_data": {"ip": "192.0.2.7"},
+ "engine": {"install_url": "https://get.docker.com", "opts": ["log-level=debug"], "labels": ["env=prod"],
+            "insecure_registries": ["10.0.0.2:5000"], "registry_mirrors": ["https://mirror.example"],
+            "storage_driver": "overlay2", "env": ["HTTP_PROXY=http://proxy:3128"], "tls_san": ["web.example"]},
+ "url": "tcp://192.0.2.7:2376", "host_key": null, "server_cert": null, "facts": {}, "error": null}"""
+
+
+def test_engine_settings_keep_their_json_and_travel_as_one_type() -> None:
+    from provision.provisioner import EngineConfig
+
+    old = json.loads(OLD_RECORD)
+    record = MachineRecord.from_dict(old)
+    assert record.engine == EngineSettings(
+        install_url="https://get.docker.com", opts=("log-level=debug",), labels=("env=prod",),
+        insecure_registries=("10.0.0.2:5000",), registry_mirrors=("https://mirror.example",),
+        storage_driver="overlay2", env=("HTTP_PROXY=http://proxy:3128",), tls_san=("web.example",))
+    assert record.to_dict() == old  # the same JSON on disk, byte for byte once dumped alike
+    assert MachineRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+    # An older record without some keys (or no engine at all) gets the defaults.
+    assert MachineRecord.from_dict({**old, "engine": {"labels": ["a=b"]}}).engine == EngineSettings(labels=("a=b",))
+    assert MachineRecord.from_dict({k: v for k, v in old.items() if k != "engine"}).engine == EngineSettings()
+    # What the provisioner gets is the record's own settings, not a copy field by field.
+    assert EngineConfig(record.driver, record.name, record.engine).settings is record.engine
+
+
+def test_shared_create_flags_resolve_like_driver_options() -> None:
+    from provision.createflags import SHARED_CREATE_OPTIONS, engine_settings
+    from provision.options import resolve_options
+
+    env = {"MACHINE_DOCKER_INSTALL_URL": "none", "MACHINE_DRIVER": "generic"}
+    shared = resolve_options(SHARED_CREATE_OPTIONS, {"engine_label": ["a=b"], "keep_on_failure": "false"}, env,
+                             "provision create")
+    assert (shared["driver"], shared["keep_on_failure"]) == ("generic", False)
+    assert engine_settings(shared) == EngineSettings(install_url="none", labels=("a=b",))
+    assert engine_settings(resolve_options(SHARED_CREATE_OPTIONS, {}, {}, "provision create")) == EngineSettings()
+
+
+def test_a_driver_finds_every_option_resolved(tmp_path: Path) -> None:
+    from provision.driver import DriverContext
+
+    # A record written before an option existed lacks it: the driver still sees the declared default.
+    driver = _Demo(DriverContext("m", tmp_path, tmp_path, options={"demo_need": "x", "demo_count": 5}))
+    assert driver.ctx.options == {"demo_count": 5, "demo_flag": False, "demo_tag": [], "demo_need": "x"}
+
+
 @pytest.mark.parametrize("data, message", [([], "not a JSON object"), ({"name": "x"}, "no schema_version"),
                                            ({"schema_version": 2, "name": "x", "driver": "none"}, "newer"),
                                            ({"schema_version": 1, "driver": "none"}, "malformed")])

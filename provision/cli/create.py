@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from provision import registry
-from provision.createflags import SHARED_CREATE_OPTIONS, engine_settings
+from provision import options, registry
+from provision.createflags import DRIVER_OPTION, SHARED_CREATE_OPTIONS, engine_settings
 from provision.errors import UsageError
 from provision.machines import CreateRequest
 
@@ -50,23 +50,21 @@ def create(ctx: typer.Context) -> None:
         out(create_help(driver_name))
         raise typer.Exit(0)
     service = machines(ctx)
-    if driver_name is None:
-        driver_name = service.environ.get("MACHINE_DRIVER") or "none"
+    driver_name = options.value(DRIVER_OPTION, driver_name, service.environ, "provision create")
     driver_cls = registry.load(driver_name)
     values, positional = flagparse.parse(argv, SHARED_CREATE_OPTIONS + driver_cls.options, SHORT)
     if len(positional) != 1:
         raise UsageError("Error: provision create needs exactly one machine NAME" if not positional
                          else f"Error: unexpected arguments: {' '.join(positional[1:])}")
     shared_keys = {spec.key for spec in SHARED_CREATE_OPTIONS}
-    shared = {k: v for k, v in values.items() if k in shared_keys}
-    if "engine_install_url" not in shared and service.environ.get("MACHINE_DOCKER_INSTALL_URL"):
-        shared["engine_install_url"] = service.environ["MACHINE_DOCKER_INSTALL_URL"]
+    shared = options.resolve_options(SHARED_CREATE_OPTIONS, {k: v for k, v in values.items() if k in shared_keys},
+                                     service.environ, "provision create")
     request = CreateRequest(
         name=positional[0],
         driver=driver_name,
         driver_flags={k: v for k, v in values.items() if k not in shared_keys},
         engine=engine_settings(shared),
-        keep_on_failure=bool(shared.get("keep_on_failure")),
+        keep_on_failure=shared["keep_on_failure"],
     )
     record = service.create(request)
     from provision.names import context_name

@@ -8,13 +8,14 @@ missing, and one configure script (hostname, certificates, systemd drop-in, rest
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from provision.driver import EngineFile
 from provision.errors import ProvisioningError, UsageError
+from provision.record import EngineSettings
 
 from . import engine
 from .osinfo import OSInfo, detect
@@ -37,18 +38,14 @@ DOCKER_PACKAGES = {
 _HOST_LABEL = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EngineConfig:
+    """The user's engine settings (as the record keeps them) applied to one host."""
+
     driver_name: str
     hostname: str
-    install_url: str = "distro"  # "distro" | "none" | an install-script URL
+    settings: EngineSettings = field(default_factory=EngineSettings)
     bind_port: int = 2376
-    opts: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    insecure_registries: list[str] = field(default_factory=list)
-    registry_mirrors: list[str] = field(default_factory=list)
-    storage_driver: str | None = None
-    env: list[str] = field(default_factory=list)
     # Keep containers running while dockerd restarts (certificate rotation, upgrades). Left out on a host
     # already in swarm mode: dockerd refuses to start with both.
     live_restore: bool = True
@@ -72,22 +69,10 @@ class EngineFacts:
     restarted: bool = True  # False when nothing changed and dockerd kept running
 
 
-@dataclass(frozen=True)
-class _RemoteFile:
-    path: str
-    mode: int
-    content: bytes
-
-    @property
-    def b64(self) -> str:
-        # Scripts carry file contents as base64 so any byte survives the shell.
-        return base64.b64encode(self.content).decode()
-
-
-def _cert_files(certs: ServerCerts) -> list[_RemoteFile]:
-    return [_RemoteFile(engine.CA_PATH, 0o644, certs.ca_pem),
-            _RemoteFile(engine.CERT_PATH, 0o644, certs.cert_pem),
-            _RemoteFile(engine.KEY_PATH, 0o600, certs.key_pem)]
+def _cert_files(certs: ServerCerts) -> tuple[EngineFile, ...]:
+    return (EngineFile(engine.CA_PATH, 0o644, certs.ca_pem),
+            EngineFile(engine.CERT_PATH, 0o644, certs.cert_pem),
+            EngineFile(engine.KEY_PATH, 0o600, certs.key_pem))
 
 
 @dataclass
@@ -115,7 +100,7 @@ def _probe(session: Any, progress: Callable[[str], None], *, root: str = "") -> 
 
 
 def _install_plan(config: EngineConfig, os_info: OSInfo) -> dict[str, Any]:
-    url = config.install_url.strip()
+    url = config.settings.install_url.strip()
     if url not in ("distro", "none") and not re.match(r"^https?://", url):
         raise UsageError(f'--engine-install-url must be "distro", "none" or an http(s) URL, not {url!r}')
     if url.startswith("http"):
@@ -153,7 +138,7 @@ def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
                                 "dockerd through a systemd drop-in", machine=session.machine)
     dockerd, installed = probe.dockerd, False
     if not dockerd:
-        if config.install_url.strip() == "none":
+        if config.settings.install_url.strip() == "none":
             raise ProvisioningError(f"Docker is not installed on machine \"{session.machine}\" and "
                                     "--engine-install-url none asks provision not to install it",
                                     machine=session.machine)
@@ -177,26 +162,22 @@ def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
 
 
 def _engine_files(config: EngineConfig, certs: ServerCerts, *, machine: str, dockerd: str, daemon_json: str,
-                  swarm: str) -> list[_RemoteFile]:
+                  swarm: str) -> tuple[EngineFile, ...]:
     """The certificates and the docker.service drop-in, as the configure step puts them on the host."""
-    flags = engine.dockerd_flags(
-        driver_name=config.driver_name, bind_port=config.bind_port, labels=config.labels,
-        storage_driver=config.storage_driver, registry_mirrors=config.registry_mirrors,
-        insecure_registries=config.insecure_registries, opts=config.opts,
-        live_restore=config.live_restore and swarm not in ("active", "pending"))
+    flags = engine.dockerd_flags(config.driver_name, config.bind_port, config.settings,
+                                 live_restore=config.live_restore and swarm not in ("active", "pending"))
     flags = engine.reconcile_with_daemon_json(flags, daemon_json, machine=machine)
-    dropin = engine.render_dropin(machine=machine, dockerd=dockerd, flags=flags, env=config.env)
-    return _cert_files(certs) + [_RemoteFile(engine.DROPIN_PATH, 0o644, dropin.encode())]
+    dropin = engine.render_dropin(machine=machine, dockerd=dockerd, flags=flags, env=config.settings.env)
+    return (*_cert_files(certs), EngineFile(engine.DROPIN_PATH, 0o644, dropin.encode()))
 
 
 def boot_files(config: EngineConfig, certs: ServerCerts, *, machine: str,
-               dockerd: str = engine.DISTRO_DOCKERD) -> list[tuple[str, int, bytes]]:
-    """(path, mode, content) of what the configure step would upload to a fresh host with Docker from its
-    distribution: a machine that places them at first boot starts dockerd with TLS at once, and the
-    configure step then finds them unchanged (anything that differs is corrected there as usual)."""
+               dockerd: str = engine.DISTRO_DOCKERD) -> tuple[EngineFile, ...]:
+    """What the configure step would upload to a fresh host with Docker from its distribution: a machine
+    that places these files at first boot starts dockerd with TLS at once, and the configure step then
+    finds them unchanged (anything that differs is corrected there as usual)."""
     _check_hostname(config.hostname)
-    files = _engine_files(config, certs, machine=machine, dockerd=dockerd, daemon_json="", swarm="")
-    return [(f.path, f.mode, f.content) for f in files]
+    return _engine_files(config, certs, machine=machine, dockerd=dockerd, daemon_json="", swarm="")
 
 
 def install_certs(session: Any, certs: ServerCerts, progress: Callable[[str], None]) -> None:
@@ -216,7 +197,7 @@ def upgrade_engine(session: Any, config: EngineConfig, progress: Callable[[str],
         raise ProvisioningError(f"Docker is not installed on machine \"{session.machine}\"; nothing to upgrade",
                                 hint=f"run `provision provision {session.machine}` to install it",
                                 machine=session.machine)
-    url = config.install_url.strip()
+    url = config.settings.install_url.strip()
     method = "script" if url.startswith("http") else "packages"
     script = render_script("engine/upgrade.sh.j2", method=method, url=url, family=probe.os.family,
                            packages=DOCKER_PACKAGES[probe.os.family], lock_timeout=LOCK_TIMEOUT,

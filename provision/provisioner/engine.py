@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from provision.errors import ProvisioningError, UsageError
+from provision.record import EngineSettings
 
 CERT_DIR = "/etc/docker"
 CA_PATH = f"{CERT_DIR}/ca.pem"
@@ -45,22 +47,20 @@ def opt_to_args(opt: str) -> tuple[str, tuple[str, ...]]:
     return key, ((f"--{key}={value}",) if sep else (f"--{key}",))
 
 
-def dockerd_flags(*, driver_name: str, bind_port: int, labels: list[str], storage_driver: str | None,
-                  registry_mirrors: list[str], insecure_registries: list[str], opts: list[str],
-                  live_restore: bool) -> list[Flag]:
+def dockerd_flags(driver_name: str, bind_port: int, settings: EngineSettings, *, live_restore: bool) -> list[Flag]:
     flags = [
         Flag(("-H", UNIX_SOCKET, "-H", f"tcp://0.0.0.0:{bind_port}"), "hosts", False),
         Flag(("--tlsverify", "--tlscacert", CA_PATH, "--tlscert", CERT_PATH, "--tlskey", KEY_PATH), "tlsverify",
              False),
         Flag(("--label", f"provider={driver_name}"), "labels", False),
     ]
-    flags += [Flag(("--label", label), "labels", True) for label in labels]
-    if storage_driver:
-        flags.append(Flag(("--storage-driver", storage_driver), "storage-driver", True))
-    flags += [Flag(("--registry-mirror", m), "registry-mirrors", True) for m in registry_mirrors]
-    flags += [Flag(("--insecure-registry", r), "insecure-registries", True) for r in insecure_registries]
+    flags += [Flag(("--label", label), "labels", True) for label in settings.labels]
+    if settings.storage_driver:
+        flags.append(Flag(("--storage-driver", settings.storage_driver), "storage-driver", True))
+    flags += [Flag(("--registry-mirror", m), "registry-mirrors", True) for m in settings.registry_mirrors]
+    flags += [Flag(("--insecure-registry", r), "insecure-registries", True) for r in settings.insecure_registries]
     user_keys = set()
-    for opt in opts:
+    for opt in settings.opts:
         key, args = opt_to_args(opt)
         user_keys.add(key)
         flags.append(Flag(args, key, True))
@@ -120,7 +120,7 @@ def environment_line(assignment: str) -> str:
     return systemd_quote(assignment)
 
 
-def render_dropin(*, machine: str, dockerd: str, flags: list[Flag], env: list[str]) -> str:
+def render_dropin(*, machine: str, dockerd: str, flags: list[Flag], env: Sequence[str]) -> str:
     from provision.templating import render
 
     args = [systemd_quote(a) for f in flags for a in f.args]
