@@ -23,20 +23,26 @@ def atomic_write(path: "os.PathLike[str] | str", data: bytes | str, mode: int = 
     directory = os.path.dirname(target) or "."
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.{next(_COUNTER)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fchmod(handle.fileno(), mode)
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    except OSError as exc:  # a full disk, a read-only or vanished directory: the old file is untouched
+        from .errors import StoreError
+
+        kept = "the previous version is kept" if os.path.exists(target) else "nothing was written"
+        raise StoreError(f"cannot write {target}: {exc.strerror or exc} ({kept})") from exc
     _fsync_dir(directory)
 
 

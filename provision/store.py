@@ -136,7 +136,11 @@ class Store:
             self.machine_dir(record.name).mkdir(mode=0o700)
         except FileExistsError as exc:
             raise MachineExists(record.name) from exc
-        self.save(record)
+        try:
+            self.save(record)
+        except StoreError:  # no record could be written (a full disk): leave no half-made machine behind
+            shutil.rmtree(self.machine_dir(record.name), ignore_errors=True)
+            raise
 
     def save(self, record: MachineRecord) -> None:
         directory = self.machine_dir(record.name)
