@@ -12,7 +12,14 @@ _COUNTER = itertools.count()
 
 
 def ensure_dir(path: "Path", mode: int = 0o700) -> "Path":  # noqa: F821
-    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    """``path`` and every missing parent, each made with ``mode`` (mkdir's ``parents`` would make the
+    parents, the store root among them, with the umask's 0755); existing directories are left as they are."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=mode)
+        except FileExistsError:
+            pass
     return path
 
 

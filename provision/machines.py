@@ -489,7 +489,13 @@ class Machines:
         started = time.monotonic()
         url, docker, error = record.url or "", "Unknown", record.error or ""
         if record.lifecycle == Lifecycle.CREATING:
-            return Listing(record.name, active, record.driver, "Creating", url, docker, "", record.engine.labels)
+            if self.store.is_locked(record.name):
+                return Listing(record.name, active, record.driver, "Creating", url, docker, "",
+                               record.engine.labels)
+            # The create holds the lock to the end: a free lock means the creating command died (killed).
+            return Listing(record.name, active, record.driver, str(MachineState.ERROR), url, docker,
+                           f"create was interrupted; remove what it made with `provision rm -f {record.name}`",
+                           record.engine.labels)
         try:
             driver = self.driver_for(record)
             state = driver.state()

@@ -33,6 +33,7 @@ def ssl_context(tls: TLSFiles) -> ssl.SSLContext:
         context = _CONTEXTS.get(key)
         if context is None:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=key[0].decode())
+            context.minimum_version = ssl.TLSVersion.TLSv1_2  # whatever the host's OpenSSL would allow
             context.load_cert_chain(str(tls.cert), str(tls.key))
             _CONTEXTS[key] = context
         return context

@@ -69,6 +69,14 @@ class Store:
             raise StoreError(f'machine "{name}" is locked by another provision command (waited {timeout:.0f}s)',
                              machine=name) from exc
 
+    def is_locked(self, name: str) -> bool:
+        """True while another command holds the machine's lock (a create in progress, say)."""
+        try:
+            with self.lock(name, timeout=0):
+                return False
+        except StoreError:
+            return True
+
     @contextmanager
     def edit(self, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[MachineRecord]:
         """The machine's record read *after* its lock is taken, the lock held until the block ends.

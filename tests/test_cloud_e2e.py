@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_vm import VM
+from storecheck import assert_store_is_private
 
 pytestmark = [pytest.mark.qemu, pytest.mark.aws]
 
@@ -108,6 +109,16 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return captured.out
 
 
+def assert_stopped_hands_out_no_address(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """The cloud gave the stopped instance's public IP back: url, ip, env and config must not print it."""
+    from provision.cli.main import main
+
+    for command in ("url", "ip", "env", "config"):
+        code = main([command, name])
+        captured = capsys.readouterr()
+        assert (code, captured.out, captured.err) == (1, "", "Host is not running\n"), command
+
+
 def docker_version(context: str) -> dict[str, object]:
     result = subprocess.run(["docker", "--context", context, "version", "--format", "{{json .}}"],
                             capture_output=True, text=True, timeout=60, env=os.environ.copy())
@@ -136,9 +147,11 @@ def test_create_stop_start_new_ip_rm(cloud_vm: VM, aws: object, loopback_only: N
     assert len(created["security_groups"]) == 1
     assert cli(capsys, "url", "web1") == "tcp://127.0.0.1:2376\n"
     assert docker_version("web1")["Server"]
+    assert_store_is_private(Path(os.environ["PROVISION_STORAGE_PATH"]), Path(os.environ["DOCKER_CONFIG"]))
 
     cli(capsys, "stop", "web1")
     assert cli(capsys, "status", "web1") == "Stopped\n"
+    assert_stopped_hands_out_no_address(capsys, "web1")
     cli(capsys, "start", "web1")
     # EC2 handed out a new public IP: the certificate, the context and known_hosts followed it.
     assert cli(capsys, "url", "web1") == "tcp://127.0.0.2:2376\n"
@@ -240,9 +253,11 @@ def test_google_create_stop_start_new_ip_rm(cloud_vm: VM, gce_on_vm: object, loo
         assert gce_leftovers(fake) == {"instances": ["db1"], "disks": ["db1"], "firewalls": ["provision-db1"]}
         assert cli(capsys, "url", "db1") == "tcp://127.0.0.3:2376\n"
         assert docker_version("db1")["Server"]
+        assert_store_is_private(Path(os.environ["PROVISION_STORAGE_PATH"]), Path(os.environ["DOCKER_CONFIG"]))
 
         cli(capsys, "stop", "db1")
         assert cli(capsys, "status", "db1") == "Stopped\n"
+        assert_stopped_hands_out_no_address(capsys, "db1")
         cli(capsys, "start", "db1")
     assert cli(capsys, "url", "db1") == "tcp://127.0.0.4:2376\n"
     assert "127.0.0.4" in json.loads(cli(capsys, "inspect", "db1"))["server_certificate"]["sans"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from fixtures_sshd import SSHLogin, free_port, keygen
+from storecheck import assert_store_is_private
 from provision.driver import DriverContext, MachineState
 from provision_drivers.generic import COPIED_KEY, GenericDriver
 from provision.errors import NotSupported, UsageError
@@ -157,6 +159,7 @@ def test_create_regenerate_and_rm_a_generic_machine(docker_debian_vm, tmp_path: 
                        "--generic-ssh-key", str(vm.key_path), "--generic-engine-port", str(engine_port), "gen1")
     _, url = _cli("url", "gen1")
     assert url.strip() == f"tcp://127.0.0.1:{engine_port}"
+    assert_store_is_private(Path(os.environ["PROVISION_STORAGE_PATH"]), Path(os.environ["DOCKER_CONFIG"]))
     _, ls = _cli("ls")
     assert "gen1" in ls and "generic" in ls and "Running" in ls
 

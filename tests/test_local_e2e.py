@@ -6,6 +6,7 @@ stop/start (the same endpoint works again) -> restart -> kill -> rm (no QEMU pro
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 
 from clirun import run
 from fixtures_vm import qemu_running_for
+from storecheck import assert_store_is_private
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(3600)]
 
@@ -46,6 +48,36 @@ def image_tarball(tmp_path: Path) -> bytes:
     return buffer.getvalue()
 
 
+def assert_engine_tls_is_strict(url: str, cert_dir: Path) -> None:
+    """The engine answers mutual TLS 1.2 and refuses a client without a certificate, or one capped at 1.1."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+
+    def handshake(*, client_cert: bool, max_version: ssl.TLSVersion) -> bytes:
+        context = ssl.create_default_context(cafile=str(cert_dir / "ca.pem"))
+        context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        context.maximum_version = max_version
+        if max_version < ssl.TLSVersion.TLSv1_2:
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this side offer TLS 1.1; the engine must refuse
+        if client_cert:
+            context.load_cert_chain(str(cert_dir / "cert.pem"), str(cert_dir / "key.pem"))
+        with socket.create_connection((host, port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                return tls.recv(4096)
+
+    assert b" 200 OK" in handshake(client_cert=True, max_version=ssl.TLSVersion.TLSv1_2)
+    for client_cert, version in ((False, ssl.TLSVersion.TLSv1_3), (True, ssl.TLSVersion.TLSv1_1)):
+        try:
+            answer = handshake(client_cert=client_cert, max_version=version)
+        except (ssl.SSLError, ConnectionError):
+            continue
+        assert b" 200 OK" not in answer, (client_cert, version)
+
+
 def share_image_cache(source: Path, target: Path) -> None:
     """The shared test images, hard-linked (else copied) into a cache of the test's own."""
     def link(src: str, dst: str) -> None:
@@ -67,12 +99,24 @@ def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     share_image_cache(Path(os.environ["PROVISION_CACHE_PATH"]), store / "cache")
     monkeypatch.delenv("PROVISION_CACHE_PATH")
     machine_dir = store / "machines" / "dev"
-    created = run("create", "-d", "local", "--local-image", "debian-docker", "--local-memory", "1536", "dev",
+    created = run("--debug", "create", "-d", "local", "--local-image", "debian-docker", "--local-memory", "1536", "dev",
                   timeout=1800)
     try:
         assert created.returncode == 0, created.stderr
         url = run("url", "dev", check=True).stdout.strip()
         assert url.startswith("tcp://127.0.0.1:")
+        # Secure by default: nothing private printed under --debug, a private store, mutual TLS 1.2+ only,
+        # and a server certificate for exactly the names the machine is reached at.
+        printed = created.stdout + created.stderr
+        assert "+ " in created.stderr and "PRIVATE KEY" not in printed  # --debug shows commands, never keys
+        for key_file in ("key.pem", "server-key.pem", "id_ed25519"):
+            secret = (machine_dir / key_file).read_bytes()
+            assert secret.splitlines()[1].decode() not in printed
+            assert base64.b64encode(secret).decode()[:60] not in printed
+        assert_store_is_private(store, Path(os.environ["DOCKER_CONFIG"]))
+        assert_engine_tls_is_strict(url, machine_dir)
+        sans = json.loads(run("inspect", "dev", check=True).stdout)["server_certificate"]["sans"]
+        assert sorted(sans) == ["127.0.0.1", "dev", "localhost"]
         # The certificates and drop-in came with the first boot: dockerd started once, with TLS already.
         assert run("inspect", "-f", "{{.Facts.restarted}}", "dev", check=True).stdout.strip() == "false"
         version = server_version()
