@@ -53,6 +53,10 @@ def machine_dir(root: str, name: str) -> str:
     return os.path.join(root, paths.MACHINES_DIR, name)
 
 
+def record_path(root: str, name: str) -> str:
+    return os.path.join(machine_dir(root, name), paths.RECORD)
+
+
 def read_json(path: str) -> object:
     with open(path, "rb") as handle:
         return json.load(handle)

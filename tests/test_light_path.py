@@ -41,7 +41,8 @@ sys.exit(code)
 """
 
 HEAVY = ("typer", "click", "rich", "cryptography", "paramiko", "boto3", "botocore", "google",
-         "provision.machines", "provision.record", "provision.store", "provision.contexts", "provision.driver")
+         "provision.machines", "provision.record", "provision.store", "provision.contexts", "provision.driver",
+         "typing", "dataclasses")  # the last two: what shellenv, lean and flagparse avoid on purpose
 
 
 def _closed_port() -> int:
@@ -236,3 +237,11 @@ def test_console_script_uses_the_light_path(base: Path, tmp_path: Path) -> None:
     shutil.copytree(base, work, symlinks=True)
     result = run("url", "dev", env=_env(work))
     assert (result.stdout, result.returncode) == (URL + "\n", 0)
+
+
+@pytest.mark.parametrize("path", ["store", "./store/", "a/../b", "a//b/.", "/abs/./x/", "//net/x", "///x", "~", "~/s"])
+def test_store_root_is_what_the_core_store_makes_of_it(path: str) -> None:
+    from provision.lean import store_root
+    from provision.store import Store
+
+    assert store_root(path, {}) == str(Store(Path(path)).root)

@@ -31,7 +31,7 @@ def _ready_url(root: str, name: str) -> str | None:
     if not is_machine_name(name):
         return None
     try:
-        record = lean.read_json(os.path.join(lean.machine_dir(root, name), paths.RECORD))
+        record = lean.read_json(lean.record_path(root, name))
     except (OSError, ValueError):
         return None
     return lean.ready_url(record, name)
@@ -45,7 +45,7 @@ def _machine_at(root: str, host: str) -> str | None:
         raise _Unsure from None
     for name in names:
         try:
-            record = lean.read_json(os.path.join(lean.machine_dir(root, name), paths.RECORD))
+            record = lean.read_json(lean.record_path(root, name))
         except (OSError, ValueError):
             continue  # the core lists it as broken, and a broken record never matches
         if not is_machine_name(name) or not isinstance(record, dict) or record.get("url") != host:
