@@ -12,17 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import lean
 from .errors import ProvisionError
 from .fsutil import atomic_write, ensure_dir
-
 from .paths import CONTEXT_MARKER as MARKER
-CONFIG_FILE = "config.json"
-
-
-def context_id(name: str) -> str:
-    import hashlib  # only context look-ups pay for it: `ls` without a current context never does
-
-    return hashlib.sha256(name.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -38,30 +31,24 @@ class DockerConfig:
 
     # -- contexts --------------------------------------------------------------------------------
     def meta_path(self, name: str) -> Path:
-        return self.dir / "contexts" / "meta" / context_id(name) / "meta.json"
+        return Path(lean.context_meta_path(str(self.dir), name))
 
     def tls_dir(self, name: str) -> Path:
-        return self.dir / "contexts" / "tls" / context_id(name)
+        return Path(lean.context_tls_dir(str(self.dir), name))
 
-    def read_context(self, name: str) -> dict[str, Any] | None:
+    def read_context(self, name: str) -> Any:
         try:
-            return json.loads(self.meta_path(name).read_text())
-        except FileNotFoundError:
-            return None
+            return lean.read_context(str(self.dir), name)
         except (OSError, ValueError) as exc:
             raise ProvisionError(f"docker context {name!r} is unreadable: {exc}") from exc
 
     def owner(self, name: str) -> str | None:
         """The machine that owns context ``name``, or None when it is absent or not ours."""
-        meta = self.read_context(name)
-        if not meta:
-            return None
-        owner = (meta.get("Metadata") or {}).get(MARKER)
-        return owner if isinstance(owner, str) else None
+        return lean.owner(self.read_context(name))
 
     def write_context(self, name: str, machine: str, host: str, tls: ContextTLS, description: str) -> None:
         existing = self.read_context(name)
-        if existing is not None and (existing.get("Metadata") or {}).get(MARKER) != machine:
+        if existing is not None and lean.owner(existing) != machine:
             raise ProvisionError(
                 f'docker context "{name}" already exists and was not created by provision for machine '
                 f'"{machine}"; remove it with `docker context rm {name}` or pick another machine name')
@@ -90,41 +77,19 @@ class DockerConfig:
         return True
 
     # -- config.json -----------------------------------------------------------------------------
-    def _config_path(self) -> Path:
-        return self.dir / CONFIG_FILE
-
     def _read_config(self) -> dict[str, Any]:
-        path = self._config_path()
+        path = self.dir / lean.CONFIG_FILE
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return {}
+            return lean.read_config(str(self.dir))
         except OSError as exc:
             raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
-        if not text.strip():
-            return {}
-        try:
-            data = json.loads(text)
+        except lean.NotAnObject as exc:
+            raise ProvisionError(f"{path} is not a JSON object") from exc
         except ValueError as exc:
             raise ProvisionError(f"{path} is not valid JSON; fix or remove it ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ProvisionError(f"{path} is not a JSON object")
-        return data
 
     def current_context(self) -> str | None:
-        value = self._read_config().get("currentContext")
-        return value if isinstance(value, str) and value else None
+        return lean.current_context(self._read_config())
 
     def set_current_context(self, name: str | None) -> None:
-        path = self._config_path()
-        config = self._read_config()
-        if name is None:
-            if "currentContext" not in config:
-                return
-            del config["currentContext"]
-        else:
-            config["currentContext"] = name
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-        ensure_dir(self.dir, 0o700)
-        # The docker CLI writes this file with tab indentation; keep the same look.
-        atomic_write(path, json.dumps(config, indent="\t") + "\n", mode)
+        lean.write_current_context(str(self.dir), self._read_config(), name)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
-from . import paths
+from . import lean, paths
 from .contexts import ContextTLS, DockerConfig
 from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
@@ -106,8 +106,8 @@ class Machines:
     @classmethod
     def open(cls, storage_path: Path | None = None, **kwargs: Any) -> Machines:
         environ = kwargs.get("environ") or dict(os.environ)
-        root = storage_path or paths.default_storage_path(environ)
-        return cls(Store(root), DockerConfig(paths.docker_config_dir(environ)), **kwargs)
+        root = lean.store_root(str(storage_path) if storage_path else None, environ)
+        return cls(Store(Path(root)), DockerConfig(Path(lean.docker_config_dir(environ))), **kwargs)
 
     # -- lookups -------------------------------------------------------------------------------
     def resolve_name(self, name: str | None) -> str:
@@ -442,19 +442,14 @@ class Machines:
     # -- listing ---------------------------------------------------------------------------------
     def active_name(self) -> str | None:
         """The machine the shell or the docker CLI points at now."""
-        host = self.environ.get("DOCKER_HOST")
-        if host:
-            for entry in self.store.entries():
-                if isinstance(entry, MachineRecord) and entry.url == host:
-                    return entry.name
-            return None
-        context = self.environ.get("DOCKER_CONTEXT") or self.docker.current_context()
-        if not context:
-            return None
-        owner = self.docker.owner(context)
-        return owner if owner and self.store.exists(owner) else None
+        return lean.active_name(self.environ, machine_at=self._machine_at,
+                                selected_context=self.docker.current_context, owner_of=self.docker.owner,
+                                exists=self.store.exists)
 
-    def list(self, timeout: float = 10.0, probe_engines: bool = True) -> list[Listing]:
+    def _machine_at(self, url: str) -> str | None:
+        return next((e.name for e in self.store.entries() if isinstance(e, MachineRecord) and e.url == url), None)
+
+    def list(self, timeout: float = lean.LS_TIMEOUT, probe_engines: bool = True) -> list[Listing]:
         entries = self.store.entries()
         active = self.active_name()
         import threading

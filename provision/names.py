@@ -13,8 +13,12 @@ CONTEXT_PREFIX = "provision-"
 DEFAULT_MACHINE = "default"
 
 
+def is_machine_name(name: str) -> bool:
+    return bool(MACHINE_NAME.match(name)) and len(name) <= MAX_NAME_LENGTH
+
+
 def validate_machine_name(name: str) -> str:
-    if not MACHINE_NAME.match(name) or len(name) > MAX_NAME_LENGTH:
+    if not is_machine_name(name):
         raise InvalidNameError(
             f'Invalid machine name "{name}": use letters, digits, "." and "-", starting with a letter '
             f"or digit, at most {MAX_NAME_LENGTH} characters"

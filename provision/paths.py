@@ -1,16 +1,10 @@
-"""Where things live: the store root, and the name of every file in it.
+"""Where things live: the name of every file in the store (``provision.lean`` finds the root).
 
 Paths inside the store are always derived from the root at run time and never written into a record,
 so a store can be moved or shared as a directory.
 """
 
 from __future__ import annotations
-
-import os
-
-TYPE_CHECKING = False  # typing itself costs start-up time on the `env` path
-if TYPE_CHECKING:
-    from pathlib import Path
 
 STORAGE_ENV = "PROVISION_STORAGE_PATH"
 CACHE_ENV = "PROVISION_CACHE_PATH"
@@ -35,24 +29,3 @@ LOCK = ".lock"
 
 RECORD_SCHEMA_VERSION = 1  # of machine.json
 CONTEXT_MARKER = "ProvisionMachine"  # metadata field that marks a docker context as provision's own
-
-
-def default_storage_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
-    from pathlib import Path
-
-    env = os.environ if environ is None else environ
-    if env.get(STORAGE_ENV):
-        return Path(env[STORAGE_ENV]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("provision", appauthor=False))
-
-
-def docker_config_dir(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:
-    """Docker's own config dir, found the way the docker CLI finds it."""
-    from pathlib import Path
-
-    env = os.environ if environ is None else environ
-    if env.get(DOCKER_CONFIG_ENV):
-        return Path(env[DOCKER_CONFIG_ENV]).expanduser()
-    return Path.home() / ".docker"

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from . import lean, paths
 from .errors import BrokenRecord, MachineExists, MachineNotFound, StoreError
 from .fsutil import atomic_write, ensure_dir
 from .names import validate_machine_name
@@ -106,16 +106,16 @@ class Store:
         if not self.machine_dir(name).is_dir():
             raise MachineNotFound(name)
         try:
-            raw = path.read_bytes()
+            data = lean.read_json(str(path))
         except FileNotFoundError as exc:
             raise BrokenRecord(f'machine "{name}": its record {path} is missing', machine=name) from exc
         except OSError as exc:
             raise BrokenRecord(f'machine "{name}": cannot read {path}: {exc.strerror}', machine=name) from exc
-        try:
-            record = MachineRecord.from_dict(json.loads(raw))
         except json.JSONDecodeError as exc:
             raise BrokenRecord(f'machine "{name}": {path} is not valid JSON ({exc.msg} at line {exc.lineno})',
                                machine=name) from exc
+        try:
+            record = MachineRecord.from_dict(data)
         except BrokenRecord as exc:
             raise BrokenRecord(f'machine "{name}": {exc.message}', machine=name) from exc
         if record.name != name:

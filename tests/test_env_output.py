@@ -96,7 +96,7 @@ def test_default_machine_rule(cert_path: str) -> None:
 
 @pytest.mark.parametrize("command", ["env", "url", "config", "active"])
 def test_light_path_matches_the_core_service(command: str, cert_path: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """The start-up fast path reads records itself; it must say exactly what the core service says."""
+    """The start-up path answers through the lean tier, not the core service; it must say exactly the same."""
     from provision.cli import texts
     from provision.cli.light import run_light
     from provision.machines import Machines

@@ -1,28 +1,32 @@
 """A fast path for the commands shells run often (``env``, ``url``, ``config``, ``active``, ``use``, ``ls``).
 
 Importing typer costs about 100 ms, more than these commands' whole budget. Their simple forms are
-parsed here; anything unusual (``--help``, an unknown flag, a typo) returns None and goes to the full
-typer CLI, which owns every usage message. ``run_light`` then answers straight from the record when it
-is ready and well formed; any doubt falls through to the core service, which explains errors.
+parsed here with ``flagparse.split``; anything unusual (``--help``, ``--debug``, an unknown flag, a
+missing value) returns None and goes to the full typer CLI, which owns every usage message. ``run_light``
+then answers straight from the record when it is ready and well formed; any doubt falls through to the
+core service, which explains errors.
 """
 
 from __future__ import annotations
 
 import sys
 
+from provision.errors import UsageError
+from provision.lean import LS_TIMEOUT
+
+from .flagparse import split
 from .light import run_light
 
-FAST_COMMANDS = frozenset({"env", "url", "config", "active", "use", "ls"})
-# flag -> takes a value (True) or not (False); "multi" flags may repeat and collect a list.
-_FLAGS: dict[str, dict[str, bool | str]] = {
-    "env": {"--shell": True, "--unset": False, "-u": False, "--no-proxy": False},
+# flag (without dashes) -> takes a value; "filter" may repeat and collects a list.
+_FLAGS: dict[str, dict[str, bool]] = {
+    "env": {"shell": True, "unset": False, "no-proxy": False},
     "url": {},
     "config": {},
     "active": {},
-    "use": {"--unset": False, "-u": False},
-    "ls": {"-q": False, "--quiet": False, "--json": False, "--format": True, "--timeout": True, "-t": True,
-           "--filter": "multi", "-f": "multi"},
+    "use": {"unset": False},
+    "ls": {"quiet": False, "json": False, "format": True, "timeout": True, "filter": True},
 }
+_SHORT = {"-u": "unset", "-q": "quiet", "-t": "timeout", "-f": "filter"}
 
 
 def _split(args: list[str]) -> tuple[str | None, str, dict[str, str | bool | list[str]], list[str]] | None:
@@ -37,38 +41,24 @@ def _split(args: list[str]) -> tuple[str | None, str, dict[str, str | bool | lis
             i += 1
         else:
             return None  # --debug and friends: the full CLI
-    if i >= len(args) or args[i] not in FAST_COMMANDS:
+    if i >= len(args) or args[i] not in _FLAGS:
         return None
-    command, rest = args[i], args[i + 1:]
-    known = _FLAGS[command]
+    command, known = args[i], _FLAGS[args[i]]
+    try:
+        given, positional = split(args[i + 1:], known, {k: v for k, v in _SHORT.items() if v in known})
+    except UsageError:
+        return None
     flags: dict[str, str | bool | list[str]] = {}
-    positional: list[str] = []
-    j = 0
-    while j < len(rest):
-        arg = rest[j]
-        name, eq, value = arg.partition("=")
-        if arg.startswith("-"):
-            if name not in known:
-                return None
-            if known[name]:
-                if not eq:
-                    if j + 1 >= len(rest):
-                        return None
-                    value = rest[j + 1]
-                    j += 1
-                if known[name] == "multi":
-                    flags.setdefault("--filter", [])
-                    flags["--filter"].append(value)  # type: ignore[union-attr]
-                else:
-                    flags[name] = value
-            elif eq:
-                return None
-            else:
-                flags[name] = True
+    for name, value in given:
+        if not known[name]:
+            if value is not None:
+                return None  # `--unset=yes`: typer explains
+            flags["--" + name] = True
+        elif name == "filter":
+            flags.setdefault("--filter", []).append(value)  # type: ignore[union-attr,arg-type]
         else:
-            positional.append(arg)
-        j += 1
-    if len(positional) > 1:
+            flags["--" + name] = value  # type: ignore[assignment]
+    if len(positional) > 1 or (positional and command in ("active", "ls")):
         return None
     return storage, command, flags, positional
 
@@ -78,8 +68,6 @@ def run_fast(args: list[str]) -> int | None:
     if parsed is None:
         return None
     storage, command, flags, positional = parsed
-    if command in ("active", "ls") and positional:
-        return None
     if command != "ls":
         code = run_light(storage, command, flags, positional)
         if code is not None:
@@ -92,7 +80,7 @@ def run_fast(args: list[str]) -> int | None:
 
     service = Machines.open(Path(storage) if storage else None)
     name = positional[0] if positional else None
-    unset = bool(flags.get("--unset") or flags.get("-u"))
+    unset = bool(flags.get("--unset"))
     if command == "env":
         shell = flags.get("--shell")
         text = env_text(service, name, shell if isinstance(shell, str) else None, unset,
@@ -106,13 +94,12 @@ def run_fast(args: list[str]) -> int | None:
     elif command == "ls":
         from .lsview import ls_text
 
-        timeout = flags.get("--timeout", flags.get("-t", "10"))
         try:
-            seconds = float(timeout)  # type: ignore[arg-type]
+            seconds = float(flags.get("--timeout", LS_TIMEOUT))  # type: ignore[arg-type]
         except ValueError:
             return None  # the full CLI explains the bad value
         fmt = flags.get("--format")
-        text = ls_text(service, quiet=bool(flags.get("-q") or flags.get("--quiet")),
+        text = ls_text(service, quiet=bool(flags.get("--quiet")),
                        filters=list(flags.get("--filter") or []),  # type: ignore[arg-type]
                        fmt=fmt if isinstance(fmt, str) else None, timeout=seconds,
                        as_json=bool(flags.get("--json")))

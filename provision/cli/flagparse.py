@@ -1,24 +1,29 @@
-"""Parse flags declared as ``OptionSpec`` data (driver flags and shared create flags)."""
+"""Parse flags: ``split`` for any flag table, ``parse`` for flags declared as ``OptionSpec`` data.
+
+``split`` is also the start-up path's parser (``fast.py``), so this module imports nothing heavy.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from provision.driver import OptionSpec
-
 from provision.errors import UsageError
 
+TYPE_CHECKING = False  # typing itself costs start-up time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
-def parse(argv: list[str], specs: tuple[OptionSpec, ...], short: dict[str, str] | None = None
-          ) -> tuple[dict[str, Any], list[str]]:
-    """Return the values given (by option key) and the positional arguments.
+    from provision.driver import OptionSpec
 
-    ``--flag value``, ``--flag=value``; booleans take no value (``--flag=false`` works too); ``multiple``
-    flags may repeat. Only flags that were given appear in the result, so env vars and defaults apply later.
+
+def split(argv: list[str], takes_value: Mapping[str, bool], short: Mapping[str, str] | None = None
+          ) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """Return the flags given, in order, as (name without dashes, value or None), and the positional arguments.
+
+    ``--flag value``, ``--flag=value``; a flag that takes no value gets None unless one is given inline
+    (``--flag=false``). ``short`` maps ``-x`` to a long name. ``--`` ends the flags.
     """
-    by_flag = {spec.flag: spec for spec in specs}
     short = short or {}
-    values: dict[str, Any] = {}
+    given: list[tuple[str, str | None]] = []
     positional: list[str] = []
     i = 0
     while i < len(argv):
@@ -29,28 +34,40 @@ def parse(argv: list[str], specs: tuple[OptionSpec, ...], short: dict[str, str] 
             break
         if arg in short:
             arg = "--" + short[arg]
-        if not arg.startswith("--") or arg == "--":
+        if not arg.startswith("--"):
             if arg.startswith("-") and len(arg) > 1:
                 raise UsageError(f"No such option: {arg}")
             positional.append(arg)
             continue
         name, has_value, inline = arg[2:].partition("=")
-        spec = by_flag.get(name)
-        if spec is None:
+        if name not in takes_value:
             raise UsageError(f"No such option: --{name}")
-        if spec.type is bool and not has_value:
-            value: Any = True
-        elif has_value:
-            value = inline
-        else:
+        value: str | None = inline if has_value else None
+        if takes_value[name] and not has_value:
             if i >= len(argv):
                 raise UsageError(f"Option --{name} requires a value")
             value = argv[i]
             i += 1
+        given.append((name, value))
+    return given, positional
+
+
+def parse(argv: list[str], specs: tuple[OptionSpec, ...], short: dict[str, str] | None = None
+          ) -> tuple[dict[str, Any], list[str]]:
+    """Return the values given (by option key) and the positional arguments.
+
+    Booleans take no value (``--flag=false`` works too); ``multiple`` flags may repeat. Only flags that
+    were given appear in the result, so env vars and defaults apply later.
+    """
+    by_flag = {spec.flag: spec for spec in specs}
+    given, positional = split(argv, {flag: spec.type is not bool for flag, spec in by_flag.items()}, short)
+    values: dict[str, Any] = {}
+    for flag, value in given:
+        spec = by_flag[flag]
         if spec.multiple:
-            values.setdefault(spec.key, []).append(value)
+            values.setdefault(spec.key, []).append(True if value is None else value)
         else:
-            values[spec.key] = value
+            values[spec.key] = True if value is None else value
     return values, positional
 
 

@@ -1,22 +1,22 @@
 """Answer ``env``, ``url``, ``config``, ``active`` and ``use`` straight from a ready record.
 
-Start-up time is the whole cost of these commands, so this module reads the store with ``os`` and
-``json`` alone (no pathlib, dataclasses or typer). It answers only when everything is as expected, and
-returns None otherwise, so the core service handles every error and its wording in one place.
+Dispatch only: the rules live in ``provision.lean``, the text in ``provision.shellenv``. This answers
+only when everything is as expected and returns None otherwise, so the core service handles every
+error and its wording in one place.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from provision import paths
-from provision.names import MACHINE_NAME, context_name
+from provision import lean, paths
+from provision.names import context_name, is_machine_name
 from provision.shellenv import config_flags, env_script, override_warnings, url_host
 
-SCHEMA_VERSION = paths.RECORD_SCHEMA_VERSION
-MARKER = paths.CONTEXT_MARKER
+
+class _Unsure(Exception):
+    """Something the core must look at: give up and let it answer."""
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -27,97 +27,86 @@ def command_line(argv: list[str] | None = None) -> str:
     return " ".join(["provision", *(shlex.quote(a) for a in args)])
 
 
-def _root(storage: str | None) -> str:
-    root = storage or os.environ.get(paths.STORAGE_ENV)
-    if not root:
-        import platformdirs
-
-        root = platformdirs.user_data_dir("provision", appauthor=False)
-    root = os.path.expanduser(root)
-    return root if os.path.isabs(root) else os.path.join(os.getcwd(), root)
-
-
-def _ready_record(root: str, name: str) -> dict | None:  # type: ignore[type-arg]
-    if not MACHINE_NAME.match(name):
+def _ready_url(root: str, name: str) -> str | None:
+    if not is_machine_name(name):
         return None
     try:
-        with open(os.path.join(root, paths.MACHINES_DIR, name, paths.RECORD), "rb") as handle:
-            data = json.load(handle)
+        record = lean.read_json(lean.record_path(root, name))
     except (OSError, ValueError):
         return None
-    if (not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION or data.get("name") != name
-            or data.get("lifecycle") != "ready" or not isinstance(data.get("url"), str) or not data["url"]):
-        return None
-    return data
+    return lean.ready_url(record, name)
 
 
-def _docker_config() -> str:
-    return os.path.expanduser(os.environ.get(paths.DOCKER_CONFIG_ENV) or os.path.join("~", ".docker"))
-
-
-def _context_owner(config_dir: str, context: str) -> str | None:
-    import hashlib
-
-    meta = os.path.join(config_dir, "contexts", "meta", hashlib.sha256(context.encode()).hexdigest(), "meta.json")
+def _machine_at(root: str, host: str) -> str | None:
+    """The first machine, in name order, whose record has URL ``host``; unsure at a record not ready."""
     try:
-        with open(meta, "rb") as handle:
-            owner = (json.load(handle).get("Metadata") or {}).get(MARKER)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return owner if isinstance(owner, str) else None
-
-
-def _read_config(config_dir: str) -> dict | None:  # type: ignore[type-arg]
-    try:
-        with open(os.path.join(config_dir, "config.json"), "rb") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return {}
+        names = sorted(os.listdir(os.path.join(root, paths.MACHINES_DIR)))
     except OSError:
-        return None
-    if not text.strip():
-        return {}
+        raise _Unsure from None
+    for name in names:
+        try:
+            record = lean.read_json(lean.record_path(root, name))
+        except (OSError, ValueError):
+            continue  # the core lists it as broken, and a broken record never matches
+        if not is_machine_name(name) or not isinstance(record, dict) or record.get("url") != host:
+            continue
+        if lean.ready_url(record, name) is None:
+            raise _Unsure  # a record of another lifecycle may still match in the core
+        return name
+    return None
+
+
+def _owner(config_dir: str, context: str) -> str | None:
     try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+        return lean.owner(lean.read_context(config_dir, context))
+    except (OSError, ValueError, AttributeError):
+        raise _Unsure from None
+
+
+def _config(config_dir: str) -> dict[str, object]:
+    try:
+        return lean.read_config(config_dir)
+    except (OSError, ValueError):
+        raise _Unsure from None
 
 
 def _active(root: str) -> str | None:
-    host = os.environ.get("DOCKER_HOST")
-    machines = os.path.join(root, paths.MACHINES_DIR)
-    if host:
-        try:
-            names = sorted(os.listdir(machines))
-        except OSError:
-            return None
-        for name in names:
-            record = _ready_record(root, name)
-            if record and record["url"] == host:
-                return name
+    config_dir = lean.docker_config_dir(os.environ)
+    try:
+        return lean.active_name(
+            os.environ, machine_at=lambda host: _machine_at(root, host),
+            selected_context=lambda: lean.current_context(_config(config_dir)),
+            owner_of=lambda context: _owner(config_dir, context),
+            exists=lambda name: os.path.isdir(lean.machine_dir(root, name)))
+    except _Unsure:
         return None
-    config_dir = _docker_config()
-    context = os.environ.get("DOCKER_CONTEXT")
-    if not context:
-        config = _read_config(config_dir)
-        if config is None:
-            return None
-        context = config.get("currentContext")
-    if not isinstance(context, str) or not context:
+
+
+def _use(name: str) -> int | None:
+    context = context_name(name)
+    config_dir = lean.docker_config_dir(os.environ)
+    try:
+        if _owner(config_dir, context) != name:
+            return None  # the core writes the missing context
+        config = _config(config_dir)
+    except _Unsure:
         return None
-    owner = _context_owner(config_dir, context)
-    return owner if owner and os.path.isdir(os.path.join(machines, owner)) else None
+    lean.write_current_context(config_dir, config, context)
+    sys.stdout.write(f'Current context is now "{context}"\n')
+    for line in override_warnings(os.environ, context):
+        sys.stderr.write("Warning: " + line + "\n")
+    return 0
 
 
 def run_light(storage: str | None, command: str, flags: dict, positional: list[str]) -> int | None:  # type: ignore[type-arg]
-    root = _root(storage)
+    root = lean.store_root(storage, os.environ)
     name = positional[0] if positional else None
-    unset = bool(flags.get("--unset") or flags.get("-u"))
+    unset = bool(flags.get("--unset"))
+    shell = flags.get("--shell")
+    shell = shell if isinstance(shell, str) else None
+    no_proxy = bool(flags.get("--no-proxy"))
     if command == "env" and unset:
-        shell = flags.get("--shell")
-        sys.stdout.write(env_script(shell=shell if isinstance(shell, str) else None, unset=True,
-                                    no_proxy=bool(flags.get("--no-proxy")), command_line=command_line(),
+        sys.stdout.write(env_script(shell=shell, unset=True, no_proxy=no_proxy, command_line=command_line(),
                                     environ=os.environ, connection=None))
         return 0
     if command == "active":
@@ -129,50 +118,24 @@ def run_light(storage: str | None, command: str, flags: dict, positional: list[s
     if command == "use" and unset:
         return None
     if name is None:
-        if not os.path.isdir(os.path.join(root, paths.MACHINES_DIR, "default")):
+        if not os.path.isdir(lean.machine_dir(root, "default")):
             return None
         name = "default"
-    record = _ready_record(root, name)
-    if record is None:
+    url = _ready_url(root, name)
+    if url is None:
         return None
-    url = record["url"]
-    cert_path = os.path.join(root, paths.MACHINES_DIR, name)
+    cert_path = lean.machine_dir(root, name)
     if command == "url":
         text = url + "\n"
     elif command == "config":
         text = config_flags(ca=os.path.join(cert_path, paths.CA_CERT), cert=os.path.join(cert_path, paths.CLIENT_CERT),
                             key=os.path.join(cert_path, paths.CLIENT_KEY), url=url)
     elif command == "env":
-        shell = flags.get("--shell")
-        text = env_script(shell=shell if isinstance(shell, str) else None, unset=False,
-                          no_proxy=bool(flags.get("--no-proxy")), command_line=command_line(),
+        text = env_script(shell=shell, unset=False, no_proxy=no_proxy, command_line=command_line(),
                           environ=os.environ, connection=(name, url, url_host(url), cert_path))
     elif command == "use":
         return _use(name)
     else:
         return None
     sys.stdout.write(text)
-    return 0
-
-
-def _use(name: str) -> int | None:
-    from provision.fsutil import atomic_write
-
-    context = context_name(name)
-    config_dir = _docker_config()
-    if _context_owner(config_dir, context) != name:
-        return None  # the core writes the missing context
-    config = _read_config(config_dir)
-    if config is None:
-        return None
-    path = os.path.join(config_dir, "config.json")
-    config["currentContext"] = context
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o600
-    atomic_write(path, json.dumps(config, indent="\t") + "\n", mode)
-    sys.stdout.write(f'Current context is now "{context}"\n')
-    for line in override_warnings(os.environ, context):
-        sys.stderr.write("Warning: " + line + "\n")
     return 0
