@@ -17,11 +17,11 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provision import waiting
 from provision.errors import CommandError, DriverError, UsageError
 
 from .images import BaseImage
@@ -253,12 +253,8 @@ def pid_alive(pid: int, marker: str | None = None) -> bool:
 
 
 def wait_exit(pid: int, marker: str | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid, marker):
-            return True
-        time.sleep(0.2)
-    return not pid_alive(pid, marker)
+    """True once ``pid`` is no longer our QEMU; False if it still is after ``timeout`` seconds."""
+    return waiting.until(lambda: not pid_alive(pid, marker), timeout=timeout, interval=0.2)
 
 
 def kill(pid: int, marker: str | None, timeout: float = 60.0) -> None:
@@ -273,12 +269,10 @@ def kill(pid: int, marker: str | None, timeout: float = 60.0) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while not _released(pid):
-        if time.monotonic() >= deadline:
-            raise DriverError(f"QEMU (pid {pid}) has not finished exiting {int(timeout)} s after SIGKILL",
-                              driver="local", hint="the host kernel may be stuck tearing the VM down")
-        time.sleep(0.2)
+    waiting.wait_for(f"see QEMU (pid {pid}) let go of its files", lambda: _released(pid), timeout=timeout,
+                     interval=0.2, error=lambda expired: DriverError(
+                         f"QEMU (pid {pid}) has not finished exiting {int(timeout)} s after SIGKILL",
+                         driver="local", hint="the host kernel may be stuck tearing the VM down"))
 
 
 def _released(pid: int) -> bool:
@@ -304,12 +298,7 @@ def _exists(pid: int) -> bool:
 
 def wait_ports_free(ports: tuple[int, ...], timeout: float) -> bool:
     """True once none of ``ports`` is held; False if one still is after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while any(port_in_use(port) for port in ports):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
-    return True
+    return waiting.until(lambda: not any(port_in_use(port) for port in ports), timeout=timeout, interval=0.5)
 
 
 # -- QMP -------------------------------------------------------------------------------------------
