@@ -321,7 +321,6 @@ def _filesystem_size_mib(root: Path) -> int:
 
 def _run(argv: list[str], *, what: str, progress: Progress | None, timeout: float = 20 * 60) -> None:
     """Run a build step; mmdebstrap's ``I:`` lines go to ``progress``, the rest is kept for the error."""
-
     def show(line: str) -> None:
         if progress is not None and line.startswith("I: "):
             progress(f"{what}: {line[3:]}")
