@@ -8,13 +8,12 @@ backoff, has bounded connect/read timeouts, and honours the endpoint option; wit
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from provision.errors import CredentialsError, DriverError, TimeoutExpired
+from provision.errors import CredentialsError, DriverError
 
 DRIVER = "amazonec2"
 
@@ -134,21 +133,3 @@ def ec2_errors(what: str, credential_source: str = "boto3's chain") -> Iterator[
     except botocore.exceptions.BotoCoreError as exc:
         raise DriverError(f"Could not {what}: {exc}", driver=DRIVER) from exc
 
-
-def poll(what: str, check: Callable[[], tuple[bool, str]], timeout: float,
-         first_delay: float = 1.0, max_delay: float = 5.0) -> None:
-    """Call ``check`` until it reports done, backing off from ``first_delay`` to ``max_delay``.
-
-    ``check`` returns (done, last observed state) and raises for a state that can never become done.
-    Quick transitions finish in a second; slow ones cost one call per ``max_delay``.
-    """
-    deadline = time.monotonic() + timeout
-    delay = first_delay
-    while True:
-        done, observed = check()
-        if done:
-            return
-        if time.monotonic() + delay > deadline:
-            raise TimeoutExpired(f"Timed out after {timeout:.0f}s waiting to {what} (last seen: {observed})")
-        time.sleep(delay)
-        delay = min(delay * 2, max_delay)

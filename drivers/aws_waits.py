@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
+from provision import waiting
 from provision.errors import DriverError, TimeoutExpired
 
-from .aws_client import DRIVER, EC2, ec2_errors, error_code, poll
+from .aws_client import DRIVER, EC2, ec2_errors, error_code
 
 # "Already gone": removal treats these as done.
 GONE_CODES = frozenset({
@@ -28,10 +27,14 @@ DEAD_ENDS = {
 }
 
 
+# EC2 transitions: a quick one is seen within a second, a slow one costs a call every 5 s.
+POLL_FIRST, POLL_MAX = 1.0, 5.0
+
+
 def wait_for_instance(ec2: EC2, instance_id: str, wanted: str, timeout: float) -> None:
     import botocore.exceptions
 
-    def check() -> tuple[bool, str]:
+    def reached() -> bool:
         with ec2_errors(f"read the state of instance {instance_id}", ec2.credential_source):
             try:
                 reservations = ec2.client.describe_instances(InstanceIds=[instance_id])["Reservations"]
@@ -39,42 +42,45 @@ def wait_for_instance(ec2: EC2, instance_id: str, wanted: str, timeout: float) -
                 if error_code(exc) not in GONE_CODES:
                     raise
                 # Gone is what "terminated" wants; right after launch it is EC2's eventual consistency.
-                return wanted == "terminated", "not found"
+                reservations = []
         if not reservations:
-            return wanted == "terminated", "not found"
+            if wanted == "terminated":
+                return True
+            raise waiting.NotYet("not found")
         vm = reservations[0]["Instances"][0]
         state = vm["State"]["Name"]
         if state in DEAD_ENDS[wanted]:
             reason = vm.get("StateReason", {}).get("Message") or vm.get("StateTransitionReason") or "no reason given"
             raise DriverError(f"Instance {instance_id} went to {state} instead of {wanted}: {reason}", driver=DRIVER)
-        return state == wanted, state
+        if state != wanted:
+            raise waiting.NotYet(state)
+        return True
 
-    poll(f"see instance {instance_id} {wanted}", check, timeout)
+    waiting.wait_for(f"see instance {instance_id} {wanted}", reached, timeout=timeout, interval=POLL_FIRST,
+                     backoff=2.0, max_interval=POLL_MAX)
 
 
 def wait_for_spot_request(ec2: EC2, request_id: str, timeout: float) -> str:
     """The instance id once the request is fulfilled; raises when EC2 gives up on it."""
-    found: dict[str, str] = {}
 
-    def check() -> tuple[bool, str]:
+    def fulfilled() -> str:
         with ec2_errors(f"read spot request {request_id}", ec2.credential_source):
             requests = ec2.client.describe_spot_instance_requests(
                 Filters=[{"Name": "spot-instance-request-id", "Values": [request_id]}])["SpotInstanceRequests"]
         if not requests:
-            return False, "not visible yet"
+            raise waiting.NotYet("not visible yet")
         request = requests[0]
         status = request.get("Status", {})
         observed = f"{request.get('State')} ({status.get('Code', '')}: {status.get('Message', '')})"
-        if request.get("State") in ("cancelled", "failed", "closed") and not request.get("InstanceId"):
+        if request.get("InstanceId"):
+            return str(request["InstanceId"])
+        if request.get("State") in ("cancelled", "failed", "closed"):
             raise DriverError(f"Spot request {request_id} was not fulfilled: {observed}", driver=DRIVER,
                               hint="try another --amazonec2-instance-type, zone or --amazonec2-spot-price")
-        if request.get("InstanceId"):
-            found["instance_id"] = request["InstanceId"]
-            return True, observed
-        return False, observed
+        raise waiting.NotYet(observed)
 
-    poll(f"see spot request {request_id} fulfilled", check, timeout)
-    return found["instance_id"]
+    return waiting.wait_for(f"see spot request {request_id} fulfilled", fulfilled, timeout=timeout,
+                            interval=POLL_FIRST, backoff=2.0, max_interval=POLL_MAX)
 
 
 def delete_security_group(ec2: EC2, group_id: str, timeout: float = SG_DELETE_TIMEOUT,
@@ -82,20 +88,19 @@ def delete_security_group(ec2: EC2, group_id: str, timeout: float = SG_DELETE_TI
     """Delete a group, retrying while EC2 still counts it in use (DependencyViolation), bounded."""
     import botocore.exceptions
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def deleted() -> bool:
         with ec2_errors(f"delete security group {group_id}", ec2.credential_source):
             try:
                 ec2.client.delete_security_group(GroupId=group_id)
-                return
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
-                if code in GONE_CODES:
-                    return
-                if code != "DependencyViolation":
+                if code == "DependencyViolation":
+                    raise waiting.NotYet(str(exc)) from exc
+                if code not in GONE_CODES:
                     raise
-                if time.monotonic() + delay > deadline:
-                    raise TimeoutExpired(
-                        f"Security group {group_id} was still in use after {timeout:.0f}s: "
-                        "something other than this machine's instance uses it") from exc
-        time.sleep(delay)
+        return True
+
+    waiting.wait_for(f"delete security group {group_id}", deleted, timeout=timeout, interval=delay,
+                     error=lambda expired: TimeoutExpired(
+                         f"Security group {group_id} was still in use after {timeout:.0f}s: "
+                         "something other than this machine's instance uses it"))

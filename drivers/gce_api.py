@@ -10,12 +10,12 @@ polls through an operations client built without our client options, so a custom
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from provision import waiting
 from provision.errors import CredentialsError, DriverError, TimeoutExpired
 
 DRIVER = "google"
@@ -118,26 +118,27 @@ class ComputeApi:
         from google.cloud import compute_v1
 
         done = compute_v1.Operation.Status.DONE
-        deadline = time.monotonic() + timeout
-        pause = 0.05
-        while operation.status != done:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutExpired(f"{what}: operation {operation.name} still "
-                                     f"{compute_v1.Operation.Status(operation.status).name} after {timeout:.0f} s")
-            slice_ = min(remaining, WAIT_SLICE)
-            with self.errors(f"{what} (waiting on {operation.name})"):
-                if operation.zone:
-                    operation = self.client("ZoneOperationsClient").wait(
-                        project=self.project, zone=last_segment(operation.zone), operation=operation.name,
-                        timeout=slice_ + 10)
-                else:
-                    operation = self.client("GlobalOperationsClient").wait(
-                        project=self.project, operation=operation.name, timeout=slice_ + 10)
-            if operation.status != done:
-                # wait is best effort and may return early; back off so an early answer never spins.
-                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                pause = min(pause * 2, 2.0)
+        deadline = waiting.Deadline(timeout)
+
+        def finished() -> bool:
+            # The server's wait is best effort and may answer early; wait_for's backoff keeps that from spinning.
+            nonlocal operation
+            if operation.status != done and deadline.remaining() > 0:
+                slice_ = min(deadline.remaining(), WAIT_SLICE)
+                with self.errors(f"{what} (waiting on {operation.name})"):
+                    if operation.zone:
+                        operation = self.client("ZoneOperationsClient").wait(
+                            project=self.project, zone=last_segment(operation.zone), operation=operation.name,
+                            timeout=slice_ + 10)
+                    else:
+                        operation = self.client("GlobalOperationsClient").wait(
+                            project=self.project, operation=operation.name, timeout=slice_ + 10)
+            return operation.status == done
+
+        waiting.wait_for(f"{what}: operation {operation.name}", finished, timeout=deadline, interval=0.05,
+                         backoff=2.0, max_interval=2.0, error=lambda expired: TimeoutExpired(
+                             f"{what}: operation {operation.name} still "
+                             f"{compute_v1.Operation.Status(operation.status).name} after {timeout:.0f} s"))
         if operation.error.errors:
             raise DriverError(f"{what}: {describe_operation_error(operation)}", driver=DRIVER)
         return operation

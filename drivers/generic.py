@@ -11,10 +11,10 @@ import ipaddress
 import os
 import shutil
 import socket
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+from provision import waiting
 from provision.errors import DriverError, NotSupported, ProvisionError, UsageError
 
 from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
@@ -143,19 +143,19 @@ class GenericDriver(Driver):
             # Detached and delayed, so the command returns before sshd goes down with the host.
             session.run("nohup sh -c 'sleep 1; systemctl reboot || reboot' >/dev/null 2>&1 &", sudo=True)
         self.ctx.progress("Rebooting the host")
-        deadline = time.monotonic() + REBOOT_TIMEOUT
-        last_error = "no answer"
-        while time.monotonic() < deadline:
-            time.sleep(2)
-            try:
-                with self.ctx.remote() as session:
-                    if session.run(["cat", "/proc/sys/kernel/random/boot_id"]).out.strip() != boot_id:
-                        return
-                    last_error = "the host has not gone down yet"
-            except ProvisionError as exc:  # down, or still booting
-                last_error = str(exc)
-        raise DriverError(f"the host did not come back from its reboot within {REBOOT_TIMEOUT:.0f}s: {last_error}",
-                          driver=self.name)
+        remote = self.ctx.remote
+
+        def rebooted() -> bool:
+            with remote() as session:
+                if session.run(["cat", "/proc/sys/kernel/random/boot_id"]).out.strip() == boot_id:
+                    raise waiting.NotYet("the host has not gone down yet")
+            return True
+
+        # Failing to connect is the host being down or still booting: retried.
+        waiting.wait_for("see the host back from its reboot", rebooted, timeout=REBOOT_TIMEOUT, interval=2.0,
+                         start_after=2.0, retry_on=(ProvisionError,), error=lambda expired: DriverError(
+                             f"the host did not come back from its reboot within {REBOOT_TIMEOUT:.0f}s: "
+                             f"{expired.reason}", driver=self.name))
 
     def start(self) -> None:
         raise NotSupported("the generic driver cannot start a host: power it on yourself")

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provision.errors import CommandError, DriverError, TimeoutExpired
+from provision.run import run
 from provision.templating import render
 
 Progress = Callable[[str], None]
@@ -331,38 +331,11 @@ def _filesystem_size_mib(root: Path) -> int:
 
 def _run(argv: list[str], *, what: str, progress: Progress | None, timeout: float = 20 * 60) -> None:
     """Run a build step; mmdebstrap's ``I:`` lines go to ``progress``, the rest is kept for the error."""
-    import threading
+    def show(line: str) -> None:
+        if progress is not None and line.startswith("I: "):
+            progress(f"{what}: {line[3:]}")
 
-    tail: list[str] = []
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace")
-    except FileNotFoundError as exc:
-        raise CommandError(f"{argv[0]} is not installed", argv=argv) from exc
-    # A step that hangs without printing must still end: the watchdog kills it at the deadline.
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        proc.kill()
-
-    watchdog = threading.Timer(timeout, expire)
-    watchdog.start()
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail = (tail + [line])[-20:]
-            if progress is not None and line.startswith("I: "):
-                progress(f"{what}: {line[3:]}")
-        rc = proc.wait()
-    finally:
-        watchdog.cancel()
-    if expired.is_set():
-        raise TimeoutExpired(f"{what} did not finish within {int(timeout)} s")
-    if rc != 0:
-        last = next((line for line in reversed(tail) if line.strip()), "no output")
-        raise CommandError(f"{what} failed ({rc}): {last}", argv=argv, returncode=rc, stderr="\n".join(tail))
+    run(argv, what=what, timeout=timeout, on_line=show)
 
 
 # -- official cloud images by URL ----------------------------------------------------------------------
@@ -447,14 +420,8 @@ def _download(url: str, dest: Path, algorithm: str, progress: Progress) -> str:
 
 def disk_format(path: Path) -> str:
     """The image format qemu-img sees (cloud images come as qcow2 or raw)."""
-    try:
-        out = subprocess.run(["qemu-img", "info", "--output=json", str(path)], stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, check=True, timeout=60).stdout
-    except FileNotFoundError as exc:
-        raise CommandError("qemu-img is not installed", hint="apt-get install qemu-utils") from exc
-    except subprocess.CalledProcessError as exc:
-        raise CommandError(f"qemu-img cannot read {path}: {exc.stderr.strip()}", argv=exc.cmd,
-                           returncode=exc.returncode, stderr=exc.stderr) from exc
+    out = run(["qemu-img", "info", "--output=json", str(path)], what=f"qemu-img info {path.name}", timeout=60,
+              missing_hint="apt-get install qemu-utils")
     fmt = json.loads(out).get("format")
     if fmt not in ("qcow2", "raw"):
         raise DriverError(f"{path.name} is a {fmt} image; the local driver boots qcow2 or raw images",

@@ -13,11 +13,11 @@ then serves both the Debian build and official cloud images.
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from provision.errors import CommandError, DriverError, UsageError
+from provision import waiting
+from provision.errors import CommandError, DriverError, TimeoutExpired, UsageError
 
 from . import qemu
 from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
@@ -204,20 +204,25 @@ class LocalDriver(Driver):
                 raise  # QEMU is not installed: TCG would meet the same
             detail = _last_line(exc.stderr) or exc.message
             return f"QEMU failed to start under {accel} ({_exit_status(exc.returncode)}: {detail})"
-        deadline = time.monotonic() + CONSOLE_PROBE_SECONDS
-        while True:
+
+        def booted_or_died() -> str | None:
+            """An empty string once the kernel runs, why not once QEMU has died, None until then."""
             console = self.boot_log() or ""
             alive = qemu.pid_alive(pid, self._marker)
             verdict = qemu.probe_verdict(accel=accel, requested="auto", console=console, exited=not alive)
             if verdict is qemu.ProbeVerdict.OK:
-                return None
+                return ""
             if not alive:
                 return f"QEMU exited while the guest booted under {accel} ({_last_line(console) or 'empty console'})"
-            if time.monotonic() >= deadline:
-                qemu.kill(pid, self._marker)
-                return (f"the guest kernel printed no banner on the serial console within "
-                        f"{int(CONSOLE_PROBE_SECONDS)} s under {accel}")
-            time.sleep(0.5)
+            return None
+
+        try:
+            return waiting.wait_for(f"see the guest kernel boot under {accel}", booted_or_died,
+                                    timeout=CONSOLE_PROBE_SECONDS, interval=0.5) or None
+        except TimeoutExpired:
+            qemu.kill(pid, self._marker)
+            return (f"the guest kernel printed no banner on the serial console within "
+                    f"{int(CONSOLE_PROBE_SECONDS)} s under {accel}")
 
     def _launch(self, fresh_ports: bool, wait: float) -> int:
         """Launch QEMU on the recorded ports, waiting up to ``wait`` s for them to come free.

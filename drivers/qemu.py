@@ -15,14 +15,14 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.errors import CommandError, DriverError, UsageError
+from provision import waiting
+from provision.errors import DriverError, UsageError
+from provision.run import run
 
 from .images import BaseImage
 
@@ -31,6 +31,8 @@ ACCELERATORS = ("auto", "kvm", "hvf", "tcg")
 GUEST_SSH_PORT = 22
 # A unix socket path must fit sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_PATH = 100
+TOOL_TIMEOUT = 120.0  # qemu-img on a large image, or QEMU until it has detached
+INSTALL_HINT = "apt-get install qemu-system-x86 qemu-utils"
 
 
 # -- accelerator ------------------------------------------------------------------------------------
@@ -185,40 +187,27 @@ def _opt(value: object) -> str:
 
 def create_overlay(overlay: Path, image: BaseImage, size_gb: int) -> None:
     """A qcow2 that reads unwritten blocks from the shared base image and grows to ``size_gb``."""
-    info = json.loads(_run_tool(["qemu-img", "info", "--output=json", str(image.disk)], "qemu-img info"))
+    info = json.loads(run(["qemu-img", "info", "--output=json", str(image.disk)], what="qemu-img info",
+                          timeout=TOOL_TIMEOUT, missing_hint=INSTALL_HINT))
     base_bytes = int(info.get("virtual-size", 0))
     if size_gb * 10**9 < base_bytes:
         # A disk smaller than the base image would cut its filesystem short.
         raise UsageError(f"a {size_gb} GB disk is smaller than the {image.kind} base image "
                          f"({base_bytes / 10**9:.1f} GB); give a larger --local-disk-size")
-    _run_tool(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", image.disk_format,
-               str(overlay), f"{size_gb}G"], "qemu-img create")
+    run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image.disk), "-F", image.disk_format,
+         str(overlay), f"{size_gb}G"], what="qemu-img create", timeout=TOOL_TIMEOUT, missing_hint=INSTALL_HINT)
 
 
 def ensure_backing_file(overlay: Path, image: BaseImage) -> None:
     """Rewrite the overlay's backing-file header when it no longer names the image (a moved store or
     cache). The image's content is unchanged, so only the name is rewritten (``rebase -u``)."""
-    info = json.loads(_run_tool(["qemu-img", "info", "--output=json", "--force-share", str(overlay)],
-                                "qemu-img info"))
+    info = json.loads(run(["qemu-img", "info", "--output=json", "--force-share", str(overlay)],
+                          what="qemu-img info", timeout=TOOL_TIMEOUT, missing_hint=INSTALL_HINT))
     backing = info.get("full-backing-filename") or info.get("backing-filename")
     if backing and Path(backing) == image.disk:
         return
-    _run_tool(["qemu-img", "rebase", "-u", "-F", image.disk_format, "-b", str(image.disk), str(overlay)],
-              "qemu-img rebase")
-
-
-def _run_tool(argv: list[str], what: str) -> str:
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    except FileNotFoundError as exc:
-        raise CommandError(f"{argv[0]} is not installed", argv=argv,
-                           hint="apt-get install qemu-system-x86 qemu-utils") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(f"{what} did not finish within 120 s", argv=argv) from exc
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CommandError(f"{what} failed: {last}", argv=argv, returncode=done.returncode, stderr=done.stderr)
-    return done.stdout
+    run(["qemu-img", "rebase", "-u", "-F", image.disk_format, "-b", str(image.disk), str(overlay)],
+        what="qemu-img rebase", timeout=TOOL_TIMEOUT, missing_hint=INSTALL_HINT)
 
 
 # -- the process -----------------------------------------------------------------------------------
@@ -233,7 +222,7 @@ def launch(config: QemuConfig) -> int:
             raise DriverError(f"port {port} on 127.0.0.1, recorded for this machine, is taken by another process",
                               driver="local", machine=config.name,
                               hint="stop whatever listens there, or remove and recreate the machine")
-    _run_tool(config.argv(), "qemu-system-x86_64")
+    run(config.argv(), timeout=TOOL_TIMEOUT, missing_hint=INSTALL_HINT)
     pid = read_pid(config.pidfile)
     if pid is None:
         raise DriverError("QEMU started but wrote no pidfile", driver="local", machine=config.name)
@@ -265,12 +254,8 @@ def pid_alive(pid: int, marker: str | None = None) -> bool:
 
 
 def wait_exit(pid: int, marker: str | None, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid, marker):
-            return True
-        time.sleep(0.2)
-    return not pid_alive(pid, marker)
+    """True once ``pid`` is no longer our QEMU; False if it still is after ``timeout`` seconds."""
+    return waiting.until(lambda: not pid_alive(pid, marker), timeout=timeout, interval=0.2)
 
 
 def kill(pid: int, marker: str | None, timeout: float = 60.0) -> None:
@@ -285,12 +270,10 @@ def kill(pid: int, marker: str | None, timeout: float = 60.0) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while not _released(pid):
-        if time.monotonic() >= deadline:
-            raise DriverError(f"QEMU (pid {pid}) has not finished exiting {int(timeout)} s after SIGKILL",
-                              driver="local", hint="the host kernel may be stuck tearing the VM down")
-        time.sleep(0.2)
+    waiting.wait_for(f"see QEMU (pid {pid}) let go of its files", lambda: _released(pid), timeout=timeout,
+                     interval=0.2, error=lambda expired: DriverError(
+                         f"QEMU (pid {pid}) has not finished exiting {int(timeout)} s after SIGKILL",
+                         driver="local", hint="the host kernel may be stuck tearing the VM down"))
 
 
 def _released(pid: int) -> bool:
@@ -316,12 +299,7 @@ def _exists(pid: int) -> bool:
 
 def wait_ports_free(ports: tuple[int, ...], timeout: float) -> bool:
     """True once none of ``ports`` is held; False if one still is after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while any(port_in_use(port) for port in ports):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.5)
-    return True
+    return waiting.until(lambda: not any(port_in_use(port) for port in ports), timeout=timeout, interval=0.5)
 
 
 # -- QMP -------------------------------------------------------------------------------------------

@@ -121,5 +121,9 @@ class TimeoutExpired(ProvisionError):
     pass
 
 
+class CommandTimedOut(CommandError, TimeoutExpired):
+    """A local program still running at its bound, killed: both a failed command and a timeout."""
+
+
 class Interrupted(ProvisionError):
     exit_code = 130

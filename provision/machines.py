@@ -284,20 +284,16 @@ class Machines:
         return record
 
     def wait_for_engine(self, info: ConnectionInfo, timeout: float = ENGINE_READY_TIMEOUT) -> None:
-        from . import probe
+        from . import probe, waiting
 
         self.progress(f"Waiting for Docker at {info.url} to answer over TLS")
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                if probe.ping(info.url, info.tls, timeout=min(10.0, max(1.0, deadline - time.monotonic()))):
-                    return
-            except EngineError as exc:
-                last = exc
-            time.sleep(1.0)
-        raise TimeoutExpired(f'Docker on machine "{info.name}" did not answer /_ping over TLS within '
-                             f"{timeout:.0f}s: {last}")
+        deadline = waiting.Deadline(timeout)
+        waiting.wait_for(
+            f"see Docker answer at {info.url}",
+            lambda: probe.ping(info.url, info.tls, timeout=min(10.0, max(1.0, deadline.remaining()))),
+            timeout=deadline, interval=1.0, retry_on=(EngineError,),
+            error=lambda expired: TimeoutExpired(f'Docker on machine "{info.name}" did not answer /_ping over TLS '
+                                                 f"within {timeout:.0f}s: {expired.reason}"))
 
     def reprovision(self, name: str) -> MachineRecord:
         with self.store.edit(name) as record:

@@ -15,12 +15,12 @@ import logging
 import select
 import shlex
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provision import waiting
 from provision.driver import SSHEndpoint
 from provision.errors import HostKeyMismatch, RemoteCommandError, SSHError, TimeoutExpired, UsageError
 
@@ -117,38 +117,37 @@ class RemoteSession:
         if not any(isinstance(h, logging.NullHandler) for h in paramiko_log.handlers):
             paramiko_log.addHandler(logging.NullHandler())
         pkey = _load_private_key(endpoint.key_path)
-        started = time.monotonic()
-        deadline = started + timeout
-        attempts = 0
-        last_error = "no attempt made"
-        while True:
-            attempts += 1
+        deadline = waiting.Deadline(timeout)
+
+        def connected() -> RemoteSession:
             try:
                 return cls._connect_once(endpoint, pkey, known_host_key, machine, log, deadline)
             except _AuthFailed as exc:
-                if time.monotonic() - started + RETRY_INTERVAL >= min(auth_retry, timeout):
+                if deadline.elapsed() + RETRY_INTERVAL >= min(auth_retry, timeout):
                     raise exc.error from None
-                last_error = str(exc.error)
                 if log:
-                    log(f"authentication refused, retrying for up to {auth_retry:.0f}s: {last_error}")
+                    log(f"authentication refused, retrying for up to {auth_retry:.0f}s: {exc.error}")
+                raise waiting.NotYet(str(exc.error)) from None
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 # Refused, unreachable, reset, or a banner that never came: the host may still be booting.
-                last_error = _describe_network_error(exc)
-            if time.monotonic() + RETRY_INTERVAL >= deadline:
-                raise SSHError(
-                    f"cannot reach SSH on {endpoint.host}:{endpoint.port} for machine \"{machine}\" "
-                    f"after {attempts} attempts in {timeout:.0f}s: {last_error}",
-                    hint="check that the machine is running and that its SSH port is open to this host",
-                    machine=machine,
-                )
-            time.sleep(RETRY_INTERVAL)
+                # (A host-key mismatch or any other SSHError is final: it is none of these.)
+                raise waiting.NotYet(_describe_network_error(exc)) from exc
+
+        return waiting.wait_for(
+            f"reach SSH on {endpoint.host}:{endpoint.port}", connected, timeout=deadline, interval=RETRY_INTERVAL,
+            error=lambda expired: SSHError(
+                f"cannot reach SSH on {endpoint.host}:{endpoint.port} for machine \"{machine}\" "
+                f"after {expired.attempts} attempts in {timeout:.0f}s: {expired.reason}",
+                hint="check that the machine is running and that its SSH port is open to this host",
+                machine=machine,
+            ))
 
     @classmethod
     def _connect_once(cls, endpoint: SSHEndpoint, pkey: Any, known_host_key: str | None, machine: str,
-                      log: Callable[[str], None] | None, deadline: float) -> RemoteSession:
+                      log: Callable[[str], None] | None, deadline: waiting.Deadline) -> RemoteSession:
         import paramiko
 
-        attempt_timeout = max(1.0, min(ATTEMPT_TIMEOUT, deadline - time.monotonic()))
+        attempt_timeout = max(1.0, min(ATTEMPT_TIMEOUT, deadline.remaining()))
         sock = socket.create_connection((endpoint.host, endpoint.port), timeout=attempt_timeout)
         # Provisioning is many small request/response exchanges: Nagle would add delay to each.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -253,7 +252,8 @@ class RemoteSession:
         except Exception as exc:
             raise SSHError(f'SSH connection to machine "{self.machine}" is gone: {exc}',
                            machine=self.machine) from exc
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # Not a polling loop: select() wakes on output, so only the bound comes from waiting.
+        deadline = None if timeout is None else waiting.Deadline(timeout)
         out, err = bytearray(), bytearray()
         pending = b""
         try:
@@ -275,7 +275,7 @@ class RemoteSession:
                 finished = channel.exit_status_ready() and (channel.eof_received or channel.closed)
                 if finished and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = None if deadline is None else deadline.remaining()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutExpired(
                         f'remote command on machine "{self.machine}" did not finish within {timeout:.0f}s: '

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +16,7 @@ from fixtures_sshd import SSHLogin, free_port, keygen
 from storecheck import assert_store_is_private
 from provision.driver import DriverContext, MachineState
 from provision_drivers.generic import COPIED_KEY, GenericDriver
-from provision.errors import NotSupported, UsageError
+from provision.errors import DriverError, NotSupported, SSHError, UsageError
 from provision.ssh import RemoteSession
 
 
@@ -123,6 +126,50 @@ def test_state_of_an_unused_port_is_stopped_quickly(tmp_path: Path) -> None:
     started = time.monotonic()
     assert driver.state() == MachineState.STOPPED
     assert time.monotonic() - started < 1
+
+
+class _RebootingHost:
+    """``ctx.remote`` for a host that refuses SSH ``down_for`` times after its reboot, then has a new boot id."""
+
+    def __init__(self, down_for: int, comes_back: bool = True) -> None:
+        self.boot_id, self.down_for, self.comes_back = "boot-1", down_for, comes_back
+        self.rebooting, self.connects_after = False, 0
+
+    @contextmanager
+    def remote(self) -> Iterator[_RebootingHost]:
+        if self.rebooting:
+            self.connects_after += 1
+            if self.connects_after <= self.down_for or not self.comes_back:
+                raise SSHError("cannot reach SSH: connection refused")
+            self.boot_id = "boot-2"
+        yield self
+
+    def run(self, command: Any, sudo: bool = False) -> Any:
+        if "reboot" in str(command):
+            self.rebooting = True
+        return SimpleNamespace(out=f"{self.boot_id}\n")
+
+
+def test_restart_waits_for_a_new_boot_id(tmp_path: Path) -> None:
+    host = _RebootingHost(down_for=1)
+    ctx = make_ctx(tmp_path, generic_ip_address="192.0.2.10")
+    ctx.remote = host.remote
+    started = time.monotonic()
+    GenericDriver(ctx).restart()
+    assert host.boot_id == "boot-2" and host.connects_after == 2  # refused once, then back
+    assert time.monotonic() - started >= 4  # lets the host go down first, then looks every 2 s
+
+
+def test_restart_of_a_host_that_never_comes_back_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from provision_drivers import generic
+
+    monkeypatch.setattr(generic, "REBOOT_TIMEOUT", 3.0)
+    ctx = make_ctx(tmp_path, generic_ip_address="192.0.2.10")
+    ctx.remote = _RebootingHost(down_for=0, comes_back=False).remote
+    started = time.monotonic()
+    with pytest.raises(DriverError, match="did not come back from its reboot within 3s: cannot reach SSH"):
+        GenericDriver(ctx).restart()
+    assert time.monotonic() - started < 8
 
 
 # -- end to end through the CLI, against a real VM --------------------------------------------------------

@@ -383,6 +383,35 @@ def test_cloud_image_without_published_checksum_is_refused(image_server: _Server
     assert "/images/bookworm/tiny-generic.qcow2" not in image_server.requests  # never downloaded unverified
 
 
+def test_debug_echoes_every_local_command_line(image_server: _Server, tmp_path: Path) -> None:
+    """``--debug`` shows ``+ command`` for each program the local driver runs, up to a QEMU that refuses."""
+    from clirun import run as cli
+
+    image_file = image_server.root / "images" / "bookworm" / "tiny-generic.qcow2"
+    _publish_sums(image_server, hashlib.sha512(image_file.read_bytes()).hexdigest())
+    refusing = tmp_path / "bin" / qemu.QEMU_BINARY
+    refusing.parent.mkdir()
+    refusing.write_text("#!/bin/sh\necho 'qemu-system-x86_64: refusing on purpose' >&2\nexit 1\n")
+    refusing.chmod(0o755)
+    url = f"{image_server.url}/images/bookworm/tiny-generic.qcow2"
+    env = {"PATH": f"{refusing.parent}:{os.environ['PATH']}", "PROVISION_CACHE_PATH": str(tmp_path / "cache")}
+
+    result = cli("--debug", "create", "-d", "local", "--local-image", url, "--local-accel", "tcg",
+                 "--local-disk-size", "2", "dbg", env=env)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("+ qemu-img info --output=json ") and line.endswith("tiny-generic.qcow2")
+               for line in lines), result.stderr
+    overlay = next(line for line in lines if line.startswith("+ qemu-img create -q -f qcow2 -b "))
+    assert overlay.endswith("/disk.qcow2 2G")
+    assert any(line.startswith("+ qemu-system-x86_64 -name dbg,process=provision-dbg ") for line in lines)
+    assert "qemu-system-x86_64 failed (1): qemu-system-x86_64: refusing on purpose" in result.stderr
+
+    quiet = cli("create", "-d", "local", "--local-image", url, "--local-accel", "tcg", "--local-disk-size", "2",
+                "dbg2", env=env)
+    assert quiet.returncode == 1 and "+ qemu" not in quiet.stderr
+
+
 # -- real machines under TCG -----------------------------------------------------------------------
 
 @pytest.fixture

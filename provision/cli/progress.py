@@ -1,7 +1,12 @@
-"""Show long work: a spinner with the current step on a terminal, plain lines otherwise."""
+"""Show long work: a spinner with the current step on a terminal, plain lines otherwise.
+
+Under ``--debug`` the reporter also shows what the core logs at DEBUG level through the stdlib
+``logging`` module (``+ command`` for every local program, from ``provision.run``).
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Any
@@ -15,6 +20,12 @@ class Reporter:
         self._status: Any = None
         self._started = time.monotonic()
         self._last, self._last_at = "", 0.0
+        self._handler: logging.Handler | None = None
+        if debug:
+            core = logging.getLogger("provision")
+            self._handler, self._level = _DebugLines(self), core.level
+            core.addHandler(self._handler)
+            core.setLevel(logging.DEBUG)
 
     def step(self, message: str) -> None:
         elapsed = time.monotonic() - self._started
@@ -40,3 +51,19 @@ class Reporter:
         if self._status is not None:
             self._status.stop()
             self._status = None
+        if self._handler is not None:
+            core = logging.getLogger("provision")
+            core.removeHandler(self._handler)
+            core.setLevel(self._level)
+            self._handler = None
+
+
+class _DebugLines(logging.Handler):
+    """The core's log records, as the reporter's debug lines."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(logging.DEBUG)
+        self.reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.reporter.debug_line(record.getMessage())
