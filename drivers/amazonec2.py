@@ -208,7 +208,8 @@ class AmazonEC2Driver(Driver):
 
         subnet_id, vpc_id, zone = self._network(client, src)
         extra_groups = self._user_groups(client, src, vpc_id)
-        ports = [(ssh_port, "tcp"), (self.engine_port, "tcp")]
+        engine_port = self.exposed_engine_port()
+        ports = [(ssh_port, "tcp")] + ([(engine_port, "tcp")] if engine_port else [])
         ports += [p for p in (parse_port(x) for x in self._list_opt("open_port")) if p not in ports]
         ranges = ip_ranges(self._list_opt("allowed_cidr"))
         tags = parse_tags(self._opt("tags"))

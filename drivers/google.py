@@ -108,9 +108,10 @@ def gce_name(machine_name: str) -> str:
     return name
 
 
-def firewall_rules(open_ports: list[str], engine_port: int) -> list[dict[str, Any]]:
-    """The firewall's ``allowed`` list: SSH and the engine, plus ``open_ports`` grouped by protocol."""
-    by_protocol: dict[str, list[str]] = {"tcp": [str(SSH_PORT), str(engine_port)]}
+def firewall_rules(open_ports: list[str], engine_port: int | None) -> list[dict[str, Any]]:
+    """The firewall's ``allowed`` list: SSH and the engine (unless reached over SSH), plus ``open_ports``
+    grouped by protocol."""
+    by_protocol: dict[str, list[str]] = {"tcp": [str(SSH_PORT)] + ([str(engine_port)] if engine_port else [])}
     for spec in open_ports:
         match = PORT_RE.fullmatch(spec)
         if not match or not all(0 < int(p) < 65536 for p in match.group(1, 2) if p):
@@ -183,7 +184,7 @@ class GoogleDriver(Driver):
         if opt("google_preemptible") and opt("google_spot"):
             raise UsageError("--google-preemptible and --google-spot exclude each other")
         public_key = self.ctx.ssh_key_path.with_suffix(".pub").read_text().strip()
-        allowed = firewall_rules(_split(opt("google_open_port")), self.engine_bind_port())
+        allowed = firewall_rules(_split(opt("google_open_port")), self.exposed_engine_port())
         self._save(project=self.project, zone=self.zone,
                    endpoint=opt("google_endpoint") or None, ssh_user=opt("google_username"),
                    use_internal_ip=bool(opt("google_use_internal_ip") or opt("google_use_internal_ip_only")))

@@ -113,10 +113,9 @@ class LocalDriver(Driver):
         image_spec = str(self.ctx.option("local_image"))
         mirror = str(self.ctx.option("local_mirror") or host_debian_mirror()).rstrip("/")
 
-        ssh_port, engine_port = qemu.free_ports(2)
         data.update({
             "cpus": cpus, "memory_mib": memory, "disk_size_gb": disk_gb, "requested_accel": requested,
-            "accel": accel, "ssh_port": ssh_port, "engine_port": engine_port, "ssh_user": SSH_USER,
+            "accel": accel, **self._fresh_ports(), "ssh_user": SSH_USER,
             "image_spec": image_spec, "qmp_socket": str(qemu.socket_path_for(self._dir)),
             "instance_id": f"provision-{self.ctx.machine_name}-{secrets.token_hex(4)}",
         })
@@ -155,7 +154,8 @@ class LocalDriver(Driver):
             name=self.ctx.machine_name, cpus=int(data["cpus"]), memory_mib=int(data["memory_mib"]),
             accel=str(data["accel"]), image=BaseImage.from_data(data["image"], self.ctx.cache_dir),
             overlay=self._overlay,
-            seed=self._dir / SEED, ssh_port=int(data["ssh_port"]), engine_port=int(data["engine_port"]),
+            seed=self._dir / SEED, ssh_port=int(data["ssh_port"]),
+            engine_port=int(data["engine_port"]) if data.get("engine_port") else None,
             guest_engine_port=self.engine_bind_port(), console_log=self._console,
             qmp_socket=self._qmp_socket, pidfile=self._pidfile,
         )
@@ -232,13 +232,21 @@ class LocalDriver(Driver):
         is swapped for a fresh one rather than failing the create.
         """
         data = self.ctx.data
-        if not qemu.wait_ports_free((int(data["ssh_port"]), int(data["engine_port"])), wait) and fresh_ports:
-            data["ssh_port"], data["engine_port"] = qemu.free_ports(2)
+        recorded = tuple(int(data[key]) for key in ("ssh_port", "engine_port") if data.get(key))
+        if not qemu.wait_ports_free(recorded, wait) and fresh_ports:
+            data.update(self._fresh_ports())
             self.ctx.checkpoint()
         pid = qemu.launch(self._config())
         data["pid"] = pid
         self.ctx.checkpoint()
         return pid
+
+    def _fresh_ports(self) -> dict[str, int]:
+        """Free ports on 127.0.0.1 for SSH and, unless the engine is reached over SSH, the engine."""
+        if self.exposed_engine_port() is None:
+            return {"ssh_port": qemu.free_ports(1)[0]}
+        ssh_port, engine_port = qemu.free_ports(2)
+        return {"ssh_port": ssh_port, "engine_port": engine_port}
 
     def _ensure_alive(self, pid: int, when: str) -> None:
         if qemu.pid_alive(pid, self._marker):

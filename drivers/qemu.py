@@ -141,11 +141,18 @@ class QemuConfig:
     overlay: Path
     seed: Path
     ssh_port: int
-    engine_port: int
+    engine_port: int | None  # None: the engine is reached over SSH, nothing is forwarded to it
     guest_engine_port: int
     console_log: Path
     qmp_socket: Path
     pidfile: Path
+
+    def forwards(self) -> list[str]:
+        """QEMU's hostfwd rules: loopback only, SSH always, the engine port unless it is reached over SSH."""
+        rules = [f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:{GUEST_SSH_PORT}"]
+        if self.engine_port is not None:
+            rules.append(f"hostfwd=tcp:127.0.0.1:{self.engine_port}-:{self.guest_engine_port}")
+        return rules
 
     def argv(self) -> list[str]:
         hardware = self.accel in ("kvm", "hvf")
@@ -164,8 +171,7 @@ class QemuConfig:
             "-qmp", f"unix:{_opt(self.qmp_socket)},server=on,wait=off",
             "-drive", f"if=virtio,file={_opt(self.overlay)},format=qcow2,discard=unmap",
             "-drive", f"if=virtio,file={_opt(self.seed)},format=raw,readonly=on",
-            "-netdev", (f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:{GUEST_SSH_PORT},"
-                        f"hostfwd=tcp:127.0.0.1:{self.engine_port}-:{self.guest_engine_port}"),
+            "-netdev", f"user,id=net0,{','.join(self.forwards())}",
             "-device", "virtio-net-pci,netdev=net0",
             # Entropy at boot: without it sshd key generation and TLS can stall for minutes under TCG.
             "-device", "virtio-rng-pci",
@@ -218,7 +224,7 @@ def launch(config: QemuConfig) -> int:
     config.pidfile.unlink(missing_ok=True)
     config.qmp_socket.unlink(missing_ok=True)
     for port in (config.ssh_port, config.engine_port):
-        if port_in_use(port):
+        if port is not None and port_in_use(port):
             raise DriverError(f"port {port} on 127.0.0.1, recorded for this machine, is taken by another process",
                               driver="local", machine=config.name,
                               hint="stop whatever listens there, or remove and recreate the machine")

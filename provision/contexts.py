@@ -46,7 +46,8 @@ class DockerConfig:
         """The machine that owns context ``name``, or None when it is absent or not ours."""
         return lean.owner(self.read_context(name))
 
-    def write_context(self, name: str, machine: str, host: str, tls: ContextTLS, description: str) -> None:
+    def write_context(self, name: str, machine: str, host: str, tls: ContextTLS | None, description: str) -> None:
+        """Write (or rewrite) our context; ``tls`` None for an ``ssh://`` host, which needs no certificates."""
         existing = self.read_context(name)
         if existing is not None and lean.owner(existing) != machine:
             raise ProvisionError(
@@ -59,11 +60,16 @@ class DockerConfig:
         }
         tls_dir = self.tls_dir(name) / "docker"
         for directory in (self.dir, self.dir / "contexts", self.meta_path(name).parent.parent,
-                          self.meta_path(name).parent, self.tls_dir(name).parent, self.tls_dir(name), tls_dir):
+                          self.meta_path(name).parent):
             ensure_dir(directory, 0o700)
-        atomic_write(tls_dir / "ca.pem", tls.ca, 0o600)
-        atomic_write(tls_dir / "cert.pem", tls.cert, 0o600)
-        atomic_write(tls_dir / "key.pem", tls.key, 0o600)
+        if tls is None:
+            shutil.rmtree(self.tls_dir(name), ignore_errors=True)
+        else:
+            for directory in (self.tls_dir(name).parent, self.tls_dir(name), tls_dir):
+                ensure_dir(directory, 0o700)
+            atomic_write(tls_dir / "ca.pem", tls.ca, 0o600)
+            atomic_write(tls_dir / "cert.pem", tls.cert, 0o600)
+            atomic_write(tls_dir / "key.pem", tls.key, 0o600)
         atomic_write(self.meta_path(name), json.dumps(meta), 0o600)
 
     def remove_context(self, name: str, machine: str) -> bool:

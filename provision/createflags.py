@@ -25,10 +25,18 @@ ENGINE_OPTIONS: dict[str, OptionSpec] = {
     "storage_driver": OptionSpec("engine-storage-driver", "Storage driver for the engine"),
     "env": OptionSpec("engine-env", "Environment variable for dockerd as KEY=VALUE (repeatable)", multiple=True),
     "tls_san": OptionSpec("tls-san", "Extra name or address for the server certificate (repeatable)", multiple=True),
+    "endpoint": OptionSpec(
+        "engine-endpoint", "How the docker CLI reaches the engine: tcp (mutual TLS on port 2376) or ssh (no engine "
+        "port at all: docker runs over the machine's SSH, through an ssh config file in the store)",
+        default=_ENGINE_DEFAULTS.endpoint, choices=("tcp", "ssh")),
 }
+SSH_CONFIG_INCLUDE = OptionSpec(
+    "ssh-config-include", "With --engine-endpoint ssh: add an Include line for the store's ssh config file to "
+    "~/.ssh/config without asking (rm of the last such machine takes it out)", type=bool, default=False)
 KEEP_ON_FAILURE = OptionSpec("keep-on-failure", "Keep a machine whose create failed, for inspection (remove it "
                              "with rm)", type=bool, default=False)
-SHARED_CREATE_OPTIONS: tuple[OptionSpec, ...] = (DRIVER_OPTION, *ENGINE_OPTIONS.values(), KEEP_ON_FAILURE)
+SHARED_CREATE_OPTIONS: tuple[OptionSpec, ...] = (DRIVER_OPTION, *ENGINE_OPTIONS.values(), KEEP_ON_FAILURE,
+                                                  SSH_CONFIG_INCLUDE)
 
 
 def engine_settings(resolved: dict[str, Any]) -> EngineSettings:

@@ -132,6 +132,9 @@ class DriverContext:
     remote: Callable[[], Any] | None = None
     # Set by the core on create when the driver declares ``engine_files_at_boot``.
     engine_files: tuple[EngineFile, ...] = ()
+    # False when the engine is reached over SSH (--engine-endpoint ssh): no firewall rule, security-group
+    # rule or port forward for the engine port.
+    engine_port_exposed: bool = True
 
     def option(self, key: str) -> Any:
         return self.options.get(key)
@@ -207,6 +210,10 @@ class Driver(ABC):
     def engine_bind_port(self) -> int:
         """The port dockerd listens on inside the machine (it may differ from the client's port)."""
         return self.engine_port
+
+    def exposed_engine_port(self) -> int | None:
+        """The engine port to open to clients, or None when the engine is reached over SSH only."""
+        return self.engine_bind_port() if self.ctx.engine_port_exposed else None
 
     def refresh(self) -> bool:
         """Re-read addresses after a start (clouds hand out a new public IP). True if they changed."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
-from . import lean, paths
+from . import lean, paths, sshconfig
 from .contexts import ContextTLS, DockerConfig
 from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
@@ -48,6 +48,8 @@ class CreateRequest:
     driver_flags: dict[str, Any] = field(default_factory=dict)
     engine: EngineSettings = field(default_factory=EngineSettings)
     keep_on_failure: bool = False
+    # With the engine reached over SSH: may ~/.ssh/config get our Include line (the user's consent).
+    ssh_config_include: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Machines:
             data=dict(record.driver_data) if data is None else data,
             progress=self.progress,
             environ=self.environ,
+            engine_port_exposed=not record.engine.over_ssh,
         )
         if checkpoint is not None:
             ctx.checkpoint = checkpoint
@@ -154,6 +157,9 @@ class Machines:
     def create(self, request: CreateRequest) -> MachineRecord:
         validate_machine_name(request.name)
         driver_cls = _registry().load(request.driver)
+        if request.engine.over_ssh and not (driver_cls.capabilities.ssh and driver_cls.capabilities.provisions_engine):
+            raise UsageError(f"--engine-endpoint ssh needs a driver that provisions its engine over SSH; "
+                             f"{request.driver} does not")
         options = resolve(driver_cls, request.driver_flags, self.environ)
         record = MachineRecord(name=request.name, driver=request.driver,
                                driver_options=public(driver_cls, options), engine=request.engine)
@@ -176,12 +182,14 @@ class Machines:
                 self.progress(f"Creating machine {request.name} with the {request.driver} driver")
                 driver.create()
                 keeper.checkpoint()
-                record = keeper.record.evolve(url=driver.engine_url())
+                record = keeper.record.evolve(url=self._engine_url(record, driver))
                 if driver_cls.capabilities.provisions_engine:
                     record = self._provision(record, driver, first_contact=True, issued=issued)
                 record = record.evolve(lifecycle=Lifecycle.READY, error=None)
                 self.store.save(record)
                 self.write_context(record)
+                if record.engine.over_ssh and request.ssh_config_include:
+                    sshconfig.add_include(self.user_ssh_config, self.ssh_config_path)
                 return record
             except BaseException as exc:
                 failed = keeper.record.evolve(driver_data=dict(keeper.data), lifecycle=Lifecycle.ERROR,
@@ -261,10 +269,10 @@ class Machines:
         self.store.save(record)
         return record, issued
 
-    def _engine_config(self, record: MachineRecord, driver: Driver) -> EngineConfig:
+    def _engine_config(self, record: MachineRecord, driver: Driver, ssh_user: str | None = None) -> EngineConfig:
         from .provisioner import EngineConfig
 
-        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port())
+        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port(), ssh_user=ssh_user)
 
     def _provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool,
                    issued: IssuedCert | None = None) -> MachineRecord:
@@ -276,12 +284,50 @@ class Machines:
                 record = self._pin_host_key(record, session, endpoint)
             record, issued = self._issue_server_cert(record, driver, issued)
             certs = ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem)
-            facts = provision_engine(session, self._engine_config(record, driver), certs, self.progress)
+            facts = provision_engine(session, self._engine_config(record, driver, endpoint.user), certs,
+                                     self.progress)
         record = record.evolve(facts={**record.facts, **_facts_dict(facts)},
                                engine=_with_storage_driver(record.engine, facts.storage_driver))
         self.store.save(record)
-        self.wait_for_engine(self.connection(record), max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
+        self._wait_ready(record, driver, max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
         return record
+
+    def _wait_ready(self, record: MachineRecord, driver: Driver, timeout: float = ENGINE_READY_TIMEOUT) -> None:
+        if record.engine.over_ssh:
+            self._wait_for_engine_over_ssh(record, driver, timeout)
+        else:
+            self.wait_for_engine(self.connection(record), timeout)
+
+    def _wait_for_engine_over_ssh(self, record: MachineRecord, driver: Driver, timeout: float) -> None:
+        """What the docker CLI will do: a fresh login as the machine's user (so a new docker group
+        membership counts) that talks to the engine's socket."""
+        from . import waiting
+
+        self.progress(f"Waiting for Docker on {record.name} to answer over SSH")
+
+        def answers() -> None:
+            with self._session(record, driver, timeout=min(60.0, timeout)) as session:
+                result = session.run(["docker", "version", "--format", "{{.Server.Version}}"], check=False)
+            if result.rc != 0 or not result.out.strip():
+                raise waiting.NotYet((result.err or result.out).strip() or f"exit {result.rc}")
+
+        waiting.wait_for(f"see Docker answer over SSH on {record.name}", answers, timeout=timeout, interval=2.0,
+                         error=lambda expired: TimeoutExpired(
+                             f'Docker on machine "{record.name}" did not answer over SSH within {timeout:.0f}s: '
+                             f"{expired.reason}"))
+
+    def _engine_url_or_none(self, record: MachineRecord, driver: Driver) -> str | None:
+        try:
+            return self._engine_url(record, driver)
+        except ProvisionError:
+            return None
+
+    def _engine_url(self, record: MachineRecord, driver: Driver) -> str:
+        """``tcp://HOST:PORT`` from the driver, or ``ssh://USER@HOST:PORT`` when the engine is reached over SSH."""
+        if record.engine.over_ssh:
+            endpoint = driver.ssh_endpoint()
+            return sshconfig.ssh_url(endpoint.user, endpoint.host, endpoint.port)
+        return driver.engine_url()
 
     def wait_for_engine(self, info: ConnectionInfo, timeout: float = ENGINE_READY_TIMEOUT) -> None:
         from . import probe, waiting
@@ -317,7 +363,7 @@ class Machines:
                 facts = upgrade_engine(session, self._engine_config(record, driver), self.progress)
             record = record.evolve(facts={**record.facts, **_facts_dict(facts)})
             self.store.save(record)
-            self.wait_for_engine(self.connection(record))
+            self._wait_ready(record, driver)
             return record
 
     def regenerate_client_cert(self) -> None:
@@ -344,9 +390,9 @@ class Machines:
                 install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
                               self.progress)
             self._install_client_certs(name)
-            record = record.evolve(url=driver.engine_url())
+            record = record.evolve(url=self._engine_url(record, driver))
             self.store.save(record)
-            self.wait_for_engine(self.connection(record))
+            self._wait_ready(record, driver)
             self.write_context(record)
             return record
 
@@ -376,14 +422,15 @@ class Machines:
                 return self._after_boot(record, driver)
             # Stopped, a machine's engine answers nowhere (a cloud even gives its public address back):
             # never hand out the old URL. Otherwise (generic's restart) the driver's URL stands.
-            record = record.evolve(url=None if action in ("stop", "kill") else _engine_url_or_none(driver))
+            url = None if action in ("stop", "kill") else self._engine_url_or_none(record, driver)
+            record = record.evolve(url=url)
             self.store.save(record)
             return record
 
     def _after_boot(self, record: MachineRecord, driver: Driver) -> MachineRecord:
         """Certificates follow an IP change: a cloud start can hand out a new public address."""
         changed = driver.refresh()
-        record = record.evolve(driver_data=dict(driver.ctx.data), url=driver.engine_url())
+        record = record.evolve(driver_data=dict(driver.ctx.data), url=self._engine_url(record, driver))
         self.store.save(record)
         if changed:
             from .provisioner import ServerCerts, install_certs
@@ -396,7 +443,7 @@ class Machines:
                 install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
                               self.progress)
             self.write_context(record)
-        self.wait_for_engine(self.connection(record), max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
+        self._wait_ready(record, driver, max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
         return record
 
     def start(self, name: str) -> MachineRecord:
@@ -434,6 +481,7 @@ class Machines:
         if readable:
             self.docker.remove_context(context_name(name), name)
         self.store.delete(name)
+        self._write_ssh_config()
 
     # -- listing ---------------------------------------------------------------------------------
     def active_name(self) -> str | None:
@@ -491,8 +539,8 @@ class Machines:
             driver = self.driver_for(record)
             state = driver.state()
             if state == MachineState.RUNNING:
-                url = url or driver.engine_url()
-                if probe_engines:
+                url = url or self._engine_url(record, driver)
+                if probe_engines and not record.engine.over_ssh:  # an SSH login per machine: too slow for ls
                     info = ConnectionInfo(record.name, url, "", self.store.machine_dir(record.name))
                     try:
                         docker = "v" + str(probe.version(url, info.tls, timeout).get("Version", "?"))
@@ -554,9 +602,41 @@ class Machines:
     def write_context(self, record: MachineRecord) -> str:
         info = self.connection(record)
         name = context_name(record.name)
-        self.docker.write_context(name, record.name, info.url, self.context_tls(record.name),
+        tls = None if record.engine.over_ssh else self.context_tls(record.name)
+        self.docker.write_context(name, record.name, info.url, tls,
                                   f"provision machine {record.name} ({record.driver})")
+        if record.engine.over_ssh:
+            self._write_ssh_config()
         return name
+
+    # -- the ssh config for engines reached over SSH -------------------------------------------------
+    @property
+    def ssh_config_path(self) -> Path:
+        return self.store.root / sshconfig.FILE
+
+    @property
+    def user_ssh_config(self) -> Path:
+        return Path(self.environ.get("HOME") or Path.home()) / ".ssh" / "config"
+
+    def ssh_config_included(self) -> bool:
+        return sshconfig.is_included(self.user_ssh_config, self.ssh_config_path)
+
+    def _write_ssh_config(self) -> None:
+        """The store's ssh config from every ready machine reached over SSH; with none left, the file and
+        our Include line in ~/.ssh/config go."""
+        machines: list[sshconfig.SSHMachine] = []
+        for entry in self.store.entries():
+            if isinstance(entry, MachineRecord) and entry.engine.over_ssh and entry.url:
+                try:
+                    endpoint = self.driver_for(entry).ssh_endpoint()
+                except ProvisionError:
+                    continue
+                directory = self.store.machine_dir(entry.name)
+                machines.append(sshconfig.SSHMachine(entry.name, endpoint.host, endpoint.port, endpoint.user,
+                                                     endpoint.key_path, directory / paths.KNOWN_HOSTS))
+        sshconfig.write(self.ssh_config_path, machines)
+        if not any(isinstance(e, MachineRecord) and e.engine.over_ssh for e in self.store.entries()):
+            sshconfig.remove_include(self.user_ssh_config, self.ssh_config_path)
 
     def use(self, name: str) -> tuple[str, list[str]]:
         """Make the machine the docker CLI's current context. Returns the context and warnings."""
@@ -605,13 +685,6 @@ class _Keeper:
     def checkpoint(self) -> None:
         self.record = self.record.evolve(driver_data=dict(self.data))
         self.store.save(self.record)
-
-
-def _engine_url_or_none(driver: Driver) -> str | None:
-    try:
-        return driver.engine_url()
-    except ProvisionError:
-        return None
 
 
 def _expiry_warning(record: MachineRecord) -> str:

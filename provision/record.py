@@ -37,9 +37,18 @@ class EngineSettings:
     storage_driver: str | None = None
     env: tuple[str, ...] = ()
     tls_san: tuple[str, ...] = ()
+    # "tcp": mutual TLS on the engine port; "ssh": no engine port, the docker CLI reaches it over SSH.
+    endpoint: str = "tcp"
+
+    @property
+    def over_ssh(self) -> bool:
+        return self.endpoint == "ssh"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if self.endpoint == "tcp":
+            del data["endpoint"]  # the default: records of TCP machines keep the JSON they always had
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EngineSettings:

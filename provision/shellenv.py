@@ -76,9 +76,10 @@ def no_proxy_pair(ip: str, environ: dict[str, str] | os._Environ[str]) -> tuple[
     return var, value
 
 
-def render_set(shell: str, variables: list[tuple[str, str]], command_line: str) -> str:
+def render_set(shell: str, variables: list[tuple[str, str]], command_line: str, unset: tuple[str, ...] = ()) -> str:
     syntax = _SYNTAX[shell]
-    body = "".join(f"{syntax.prefix}{k}{syntax.delimiter}{v}{syntax.suffix}" for k, v in variables)
+    body = "".join(f"{syntax.unset_prefix}{k}{syntax.unset_suffix}" for k in unset)
+    body += "".join(f"{syntax.prefix}{k}{syntax.delimiter}{v}{syntax.suffix}" for k, v in variables)
     return body + usage_hint(shell, command_line)
 
 
@@ -91,10 +92,20 @@ def render_unset(shell: str, names: list[str], command_line: str) -> str:
 ENV_NAMES = ("DOCKER_TLS_VERIFY", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_MACHINE_NAME")
 
 
+TLS_NAMES = ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+
+
+def over_ssh(url: str) -> bool:
+    return url.startswith("ssh://")
+
+
 def machine_variables(name: str, url: str, ip: str, cert_path: str, no_proxy: bool,
                       environ: dict[str, str] | os._Environ[str]) -> list[tuple[str, str]]:
-    variables = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_HOST", url), ("DOCKER_CERT_PATH", cert_path),
-                 ("DOCKER_MACHINE_NAME", name)]
+    if over_ssh(url):  # the docker CLI logs in over SSH: no TLS files (env unsets the TLS variables)
+        variables = [("DOCKER_HOST", url), ("DOCKER_MACHINE_NAME", name)]
+    else:
+        variables = [("DOCKER_TLS_VERIFY", "1"), ("DOCKER_HOST", url), ("DOCKER_CERT_PATH", cert_path),
+                     ("DOCKER_MACHINE_NAME", name)]
     if no_proxy:
         variables.append(no_proxy_pair(ip, environ))
     return variables
@@ -115,11 +126,14 @@ def env_script(*, shell: str | None, unset: bool, no_proxy: bool, command_line: 
         return render_unset(syntax, unset_names(no_proxy, environ), command_line)
     assert connection is not None
     name, url, ip, cert_path = connection
-    return render_set(syntax, machine_variables(name, url, ip, cert_path, no_proxy, environ), command_line)
+    return render_set(syntax, machine_variables(name, url, ip, cert_path, no_proxy, environ), command_line,
+                      unset=TLS_NAMES if over_ssh(url) else ())
 
 
 def config_flags(*, ca: str, cert: str, key: str, url: str) -> str:
     """What `config` prints: the docker CLI flags for a machine, one per line, as Docker Machine did."""
+    if over_ssh(url):
+        return f"-H={url}\n"
     return f'--tlsverify\n--tlscacert="{ca}"\n--tlscert="{cert}"\n--tlskey="{key}"\n-H={url}\n'
 
 
@@ -131,8 +145,8 @@ def override_warnings(environ: dict[str, str] | os._Environ[str], context: str) 
 
 
 def url_host(url: str) -> str:
-    """The host of ``tcp://HOST:PORT`` (urllib.parse costs start-up time `env` cannot spare)."""
-    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    """The host of ``tcp://HOST:PORT`` or ``ssh://USER@HOST:PORT`` (urllib.parse costs start-up time `env` cannot spare)."""
+    rest = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
     if rest.startswith("["):
         return rest[1:].split("]", 1)[0]
     return rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest

@@ -665,3 +665,12 @@ def test_rejected_credentials(aws: Any, tmp_path: Path, tmp_path_factory: pytest
         assert driver.ctx.data == {}  # refused at the first call: nothing was created or recorded
     finally:
         _stop(process)
+
+
+def test_engine_reached_over_ssh_opens_no_engine_port(aws: Any, ec2_client: Any, tmp_path: Path) -> None:
+    driver = make_driver(tmp_path, name="sshonly")
+    driver.ctx.engine_port_exposed = False  # --engine-endpoint ssh
+    driver.create()
+    assert {port for _, port, _ in ingress(ec2_client, driver.ctx.data["security_group_id"])} == {22}
+    driver.remove()
+    assert leftovers(ec2_client) == {}

@@ -572,3 +572,8 @@ def test_cli_unknown_zone_is_one_clear_line(gce: GCE, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert 'Project "test-project" or zone "mars-north1-a" does not exist' in result.stderr.strip().splitlines()[-1]
     assert machines_in_store() == [] and gce.fake.resources()["instances"] == []
+
+
+def test_engine_reached_over_ssh_opens_no_engine_port() -> None:
+    assert firewall_rules(["8080"], None) == [{"I_p_protocol": "tcp", "ports": ["22", "8080"]}]
+    assert firewall_rules([], 2376) == [{"I_p_protocol": "tcp", "ports": ["22", "2376"]}]

@@ -7,10 +7,10 @@ import typer
 from provision import options, registry
 from provision.createflags import DRIVER_OPTION, SHARED_CREATE_OPTIONS, engine_settings
 from provision.errors import UsageError
-from provision.machines import CreateRequest
+from provision.machines import CreateRequest, Machines
 
 from . import flagparse
-from .app import app, machines, out
+from .app import app, machines, out, warn
 
 SHORT = {"-d": "driver"}
 USAGE = "Usage: provision create [OPTIONS] -d DRIVER [DRIVER OPTIONS] NAME\n"
@@ -65,6 +65,7 @@ def create(ctx: typer.Context) -> None:
         driver_flags={k: v for k, v in values.items() if k not in shared_keys},
         engine=engine_settings(shared),
         keep_on_failure=shared["keep_on_failure"],
+        ssh_config_include=_include_consent(service, shared),
     )
     record = service.create(request)
     from provision.names import context_name
@@ -74,3 +75,21 @@ def create(ctx: typer.Context) -> None:
         f"  docker --context {context_name(record.name)} ps\n"
         f"  provision use {record.name}\n"
         f"  eval $(provision env {record.name})\n")
+    if record.engine.over_ssh and not service.ssh_config_included():
+        warn(f"The docker CLI reaches {record.name} over SSH once ~/.ssh/config includes the store's ssh config: "
+             f"add the line 'Include \"{service.ssh_config_path}\"' at its top, or create with "
+             "--ssh-config-include")
+
+
+def _include_consent(service: Machines, shared: dict[str, object]) -> bool:
+    """--ssh-config-include, else a yes at a terminal; never asked without one (scripts must not hang)."""
+    if not engine_settings(shared).over_ssh:
+        return False
+    if shared["ssh_config_include"] or service.ssh_config_included():
+        return True
+    import sys
+
+    if not sys.stdin.isatty():
+        return False
+    return typer.confirm(f"Add an Include line for {service.ssh_config_path} to ~/.ssh/config, so the docker "
+                         "CLI can reach this machine's engine over SSH?", default=True)

@@ -49,6 +49,8 @@ class EngineConfig:
     # Keep containers running while dockerd restarts (certificate rotation, upgrades). Left out on a host
     # already in swarm mode: dockerd refuses to start with both.
     live_restore: bool = True
+    # The SSH login user: with the engine reached over SSH it joins the docker group (root needs not).
+    ssh_user: str | None = None
 
 
 @dataclass
@@ -156,7 +158,8 @@ def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
                           swarm=probe.swarm)
     script = render_script("engine/configure.sh.j2", hostname=config.hostname, set_runtime=True, root="",
                            files=files, files_message="Installing certificates and the docker.service drop-in",
-                           dropin_dir=engine.DROPIN_DIR, ready_polls=READY_POLLS)
+                           dropin_dir=engine.DROPIN_DIR, ready_polls=READY_POLLS,
+                           docker_user=config.ssh_user if config.settings.over_ssh else None)
     out = run_script(session, script, what="configuring Docker", progress=progress, timeout=CONFIGURE_TIMEOUT)
     return _facts(probe.os, out, installed=installed)
 

@@ -48,12 +48,15 @@ def opt_to_args(opt: str) -> tuple[str, tuple[str, ...]]:
 
 
 def dockerd_flags(driver_name: str, bind_port: int, settings: EngineSettings, *, live_restore: bool) -> list[Flag]:
-    flags = [
-        Flag(("-H", UNIX_SOCKET, "-H", f"tcp://0.0.0.0:{bind_port}"), "hosts", False),
-        Flag(("--tlsverify", "--tlscacert", CA_PATH, "--tlscert", CERT_PATH, "--tlskey", KEY_PATH), "tlsverify",
-             False),
-        Flag(("--label", f"provider={driver_name}"), "labels", False),
-    ]
+    if settings.over_ssh:  # the socket only: the docker CLI comes in over SSH, no port listens
+        flags = [Flag(("-H", UNIX_SOCKET), "hosts", False)]
+    else:
+        flags = [
+            Flag(("-H", UNIX_SOCKET, "-H", f"tcp://0.0.0.0:{bind_port}"), "hosts", False),
+            Flag(("--tlsverify", "--tlscacert", CA_PATH, "--tlscert", CERT_PATH, "--tlskey", KEY_PATH), "tlsverify",
+                 False),
+        ]
+    flags.append(Flag(("--label", f"provider={driver_name}"), "labels", False))
     flags += [Flag(("--label", label), "labels", True) for label in settings.labels]
     if settings.storage_driver:
         flags.append(Flag(("--storage-driver", settings.storage_driver), "storage-driver", True))

@@ -1,0 +1,118 @@
+"""`--engine-endpoint ssh`: no engine TCP port anywhere; the docker CLI reaches the engine over SSH with
+the store's ssh config (the machine's key, its pinned host key, StrictHostKeyChecking yes), included from
+~/.ssh/config only with consent, and taken out again with the last such machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clirun import run, shell_env
+from provision import sshconfig
+from provision.provisioner import engine
+from provision.record import EngineSettings
+from provision.shellenv import config_flags, env_script, url_host
+
+URL = "ssh://provision@127.0.0.1:2222"
+
+
+def test_dockerd_listens_on_its_socket_only() -> None:
+    args = [a for f in engine.dockerd_flags("local", 2376, EngineSettings(endpoint="ssh"), live_restore=True)
+            for a in f.args]
+    assert args[:2] == ["-H", "unix:///var/run/docker.sock"]
+    assert not any(a.startswith("tcp://") or a.startswith("--tls") for a in args)
+    tcp = [a for f in engine.dockerd_flags("local", 2376, EngineSettings(), live_restore=True) for a in f.args]
+    assert "tcp://0.0.0.0:2376" in tcp and "--tlsverify" in tcp
+
+
+@pytest.mark.parametrize(("shell", "expected"), [
+    ("bash", 'unset DOCKER_TLS_VERIFY\nunset DOCKER_CERT_PATH\nexport DOCKER_HOST="ssh://provision@127.0.0.1:2222"\n'
+             'export DOCKER_MACHINE_NAME="dev"\n'),
+    ("fish", 'set -e DOCKER_TLS_VERIFY;\nset -e DOCKER_CERT_PATH;\nset -gx DOCKER_HOST "ssh://provision@127.0.0.1:2222";\n'
+             'set -gx DOCKER_MACHINE_NAME "dev";\n'),
+])
+def test_env_points_at_the_ssh_url_without_tls_variables(shell: str, expected: str) -> None:
+    text = env_script(shell=shell, unset=False, no_proxy=False, command_line="provision env dev", environ={},
+                      connection=("dev", URL, url_host(URL), "/store/machines/dev"))
+    assert text.startswith(expected)
+    assert config_flags(ca="a", cert="b", key="c", url=URL) == f"-H={URL}\n"
+    assert url_host(URL) == "127.0.0.1" and url_host("ssh://u@[::1]:22") == "::1"
+
+
+def test_include_line_is_added_once_at_the_top_and_removed_cleanly(tmp_path: Path) -> None:
+    user_config = tmp_path / ".ssh" / "config"
+    user_config.parent.mkdir()
+    user_config.write_text("Host work\n    User me\n")
+    ours = tmp_path / "store" / "ssh_config"
+    assert sshconfig.add_include(user_config, ours) and not sshconfig.add_include(user_config, ours)
+    lines = user_config.read_text().splitlines()
+    assert lines[1] == f'Include "{ours}"' and lines[-2:] == ["Host work", "    User me"]
+    assert oct(user_config.stat().st_mode & 0o777) == "0o600"
+    assert sshconfig.remove_include(user_config, ours)
+    assert user_config.read_text() == "Host work\n    User me\n"
+    assert not sshconfig.remove_include(user_config, ours)
+
+
+def test_the_real_ssh_client_picks_each_machines_key_by_host_user_and_port(tmp_path: Path) -> None:
+    """`ssh -G` prints the configuration OpenSSH would use: our blocks must select the right machine."""
+    path = tmp_path / "ssh_config"
+    machines = [sshconfig.SSHMachine(name, "127.0.0.1", port, "provision", tmp_path / name / "id_ed25519",
+                                     tmp_path / name / "known_hosts") for name, port in (("a", 2201), ("b", 2202))]
+    sshconfig.write(path, machines)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    for machine in machines:
+        result = subprocess.run(["ssh", "-F", str(path), "-G", "-p", str(machine.port), "-l", "provision",
+                                 "127.0.0.1"], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        settings = result.stdout.lower().splitlines()
+        assert f"identityfile {machine.key}".lower() in settings
+        assert f"userknownhostsfile {machine.known_hosts}".lower() in settings
+        assert "stricthostkeychecking true" in settings or "stricthostkeychecking yes" in settings
+    sshconfig.write(path, [])
+    assert not path.exists()
+
+
+def test_a_driver_without_ssh_cannot_take_the_ssh_endpoint() -> None:
+    result = run("create", "-d", "none", "--url", "tcp://127.0.0.1:23790", "--engine-endpoint", "ssh", "nope")
+    assert result.returncode == 2 and "--engine-endpoint ssh needs a driver" in result.stderr
+    bad = run("create", "-d", "none", "--url", "tcp://127.0.0.1:23790", "--engine-endpoint", "udp", "nope")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.qemu
+@pytest.mark.timeout(2400)
+def test_docker_cli_reaches_a_local_machine_over_ssh_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVISION_LOCAL_ACCEL", "tcg")
+    home = Path(os.environ["HOME"])
+    user_config = home / ".ssh" / "config"
+    user_config.parent.mkdir(mode=0o700)
+    user_config.write_text("Host elsewhere\n    User someone\n")
+    store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    created = run("create", "-d", "local", "--local-memory", "768", "--engine-endpoint", "ssh",
+                  "--ssh-config-include", "quiet", timeout=1800)
+    try:
+        assert created.returncode == 0, created.stderr
+        record = __import__("json").loads((store / "machines" / "quiet" / "machine.json").read_text())
+        assert "engine_port" not in record["driver_data"]  # nothing forwarded to an engine port
+        url = run("url", "quiet", check=True).stdout.strip()
+        assert url == f"ssh://provision@127.0.0.1:{record['driver_data']['ssh_port']}"
+        assert user_config.read_text().splitlines()[1] == f'Include "{store / "ssh_config"}"'
+
+        version = subprocess.run(["docker", "--context", "quiet", "version", "--format", "{{.Server.Version}}"],
+                                 capture_output=True, text=True, timeout=300, env=shell_env())
+        assert version.returncode == 0 and version.stdout.strip(), version.stderr
+        evaluated = subprocess.run(["bash", "-c", 'eval "$(provision env quiet)" && '
+                                    'docker version --format "{{.Server.Version}} $DOCKER_TLS_VERIFY"'],
+                                   capture_output=True, text=True, timeout=300, env=shell_env(DOCKER_TLS_VERIFY="1"))
+        assert evaluated.stdout.strip() == version.stdout.strip() + " ", evaluated.stderr
+        # No engine TCP port inside the machine either: dockerd listens on its socket only.
+        listening = run("ssh", "quiet", "ss", "-ltnH", check=True).stdout
+        assert ":2376" not in listening and ":22" in listening
+    finally:
+        removed = run("rm", "-f", "-y", "quiet", timeout=600)
+    assert removed.returncode == 0, removed.stderr
+    assert user_config.read_text() == "Host elsewhere\n    User someone\n"  # our Include line went with it
+    assert not (store / "ssh_config").exists()
