@@ -24,7 +24,7 @@ from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
 from .shellenv import override_warnings, url_host
 from .record import CertInfo, EngineSettings, Lifecycle, MachineRecord
-from .store import BrokenEntry, Store
+from .store import LOCK_TIMEOUT, BrokenEntry, Store
 if TYPE_CHECKING:
     from .provisioner import EngineConfig
     from .tls import CertificateAuthority, IssuedCert
@@ -408,10 +408,15 @@ class Machines:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _lifecycle(self, name: str, action: str) -> MachineRecord:
-        with self.store.edit(name) as record:
-            driver_cls = _registry().load(record.driver)
-            if not getattr(driver_cls.capabilities, action):
-                raise NotSupported(f'the {record.driver} driver cannot {action} machine "{name}"')
+        # A second `start` (or a `stop`) while another command boots the machine waits for it to finish,
+        # as long as a boot may take, then acts on what that command left: never a half-done state.
+        driver_cls = _registry().load(self.store.load(name).driver)
+        if not getattr(driver_cls.capabilities, action):
+            raise NotSupported(f'the {driver_cls.name} driver cannot {action} machine "{name}"')
+        if self.store.is_locked(name):
+            self.progress(f"Waiting for another provision command on {name} to finish")
+        bound = max(LOCK_TIMEOUT, driver_cls.boot_timeout + ENGINE_READY_TIMEOUT)
+        with self.store.edit(name, timeout=bound) as record:
             keeper = _Keeper(self.store, record)
             driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
             self.progress(f"{action.capitalize()}ing {name}" if action != "stop" else f"Stopping {name}")
