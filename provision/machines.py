@@ -305,11 +305,12 @@ class Machines:
 
         self.progress(f"Waiting for Docker on {record.name} to answer over SSH")
 
-        def answers() -> None:
+        def answers() -> bool:
             with self._session(record, driver, timeout=min(60.0, timeout)) as session:
                 result = session.run(["docker", "version", "--format", "{{.Server.Version}}"], check=False)
             if result.rc != 0 or not result.out.strip():
                 raise waiting.NotYet((result.err or result.out).strip() or f"exit {result.rc}")
+            return True
 
         waiting.wait_for(f"see Docker answer over SSH on {record.name}", answers, timeout=timeout, interval=2.0,
                          error=lambda expired: TimeoutExpired(

@@ -174,3 +174,12 @@ def qemu_running_for(path: Path) -> bool:
             except OSError:
                 continue
     return False
+
+
+def forward_same_port(vm: VM, port: int) -> None:
+    """Forward host 127.0.0.1:PORT to the guest's PORT, so a generic machine's engine port (dockerd binds
+    it inside the host, the client dials it) works through QEMU's user networking."""
+    from provision_drivers import qemu
+
+    qemu.qmp(Path(vm.driver.ctx.data["qmp_socket"]), "human-monitor-command",
+             {"command-line": f"hostfwd_add net0 tcp:127.0.0.1:{port}-:{port}"})

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from fixtures_sshd import SSHLogin, free_port, keygen
+from fixtures_vm import forward_same_port
 from storecheck import assert_store_is_private
 from provision.driver import DriverContext, MachineState
 from provision_drivers.generic import COPIED_KEY, GenericDriver
@@ -174,15 +175,6 @@ def test_restart_of_a_host_that_never_comes_back_is_bounded(tmp_path: Path, monk
 
 # -- end to end through the CLI, against a real VM --------------------------------------------------------
 
-def _forward_same_port(vm, port: int) -> None:  # type: ignore[no-untyped-def]
-    """Forward host 127.0.0.1:PORT to the guest's PORT, so a generic machine's engine port (dockerd binds
-    it inside the host, the client dials it) works through QEMU's user networking."""
-    from provision_drivers import qemu
-
-    qemu.qmp(Path(vm.driver.ctx.data["qmp_socket"]), "human-monitor-command",
-             {"command-line": f"hostfwd_add net0 tcp:127.0.0.1:{port}-:{port}"})
-
-
 def _cli(*args: str, timeout: float = 600) -> tuple[float, str]:
     import subprocess
     import sys
@@ -200,7 +192,7 @@ def test_create_regenerate_and_rm_a_generic_machine(docker_debian_vm, tmp_path: 
 
     vm = docker_debian_vm
     engine_port = free_port()
-    _forward_same_port(vm, engine_port)
+    forward_same_port(vm, engine_port)
     create_s, _ = _cli("create", "-d", "generic", "--generic-ip-address", "127.0.0.1",
                        "--generic-ssh-port", str(vm.port), "--generic-ssh-user", vm.user,
                        "--generic-ssh-key", str(vm.key_path), "--generic-engine-port", str(engine_port), "gen1")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from clirun import provision_bin, run
-from fixtures_vm import qemu_running_for
+from fixtures_vm import VM, forward_same_port, qemu_running_for, ssh_connect, ssh_run
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(1800)]
 
@@ -125,3 +125,31 @@ def test_kills_and_races_of_lifecycle_commands_end_in_a_defined_state(monkeypatc
         assert removing.result().returncode == 0, removing.result().stderr
     assert all(ls.returncode == 0 and "Traceback" not in ls.stderr for ls in listings), listings
     assert not machine_dir.exists() and not qemu_running_for(machine_dir / "disk.qcow2")
+
+
+@pytest.mark.parametrize("step", ["Inspecting the host", "Waiting for Docker"])
+def test_kill_during_generic_create_then_rm_keeps_the_hosts_engine(step: str, docker_debian_vm: VM) -> None:
+    """A generic host is the user's: after a killed create and `rm -f`, its Docker Engine still runs."""
+    from fixtures_sshd import free_port
+
+    vm = docker_debian_vm
+    engine_port = free_port()
+    forward_same_port(vm, engine_port)
+    killed_at(step, "create", "-d", "generic", "--generic-ip-address", "127.0.0.1", "--generic-ssh-port",
+              str(vm.port), "--generic-ssh-user", vm.user, "--generic-ssh-key", str(vm.key_path),
+              "--generic-engine-port", str(engine_port), "halfgen")
+    listed = run("ls", "--format", "{{.Name}} {{.State}} {{.Error}}", check=True).stdout
+    assert listed.startswith("halfgen Error create was interrupted"), listed
+    assert run("rm", "-f", "-y", "halfgen", timeout=300).returncode == 0
+    assert not (Path(os.environ["PROVISION_STORAGE_PATH"]) / "machines" / "halfgen").exists()
+    assert subprocess.run(["docker", "context", "inspect", "halfgen"], capture_output=True).returncode != 0
+    client = ssh_connect(vm.host, vm.port, vm.user, vm.key_path, vm.known_hosts)
+    try:
+        active = ssh_run(client, "systemctl is-active docker")
+        deadline = time.monotonic() + 300  # a restart the killed create began may still be under way
+        while active[1].strip() != "active" and time.monotonic() < deadline:
+            time.sleep(2)
+            active = ssh_run(client, "systemctl is-active docker")
+        assert active[1].strip() == "active"
+    finally:
+        client.close()

@@ -5,6 +5,7 @@ the store's ssh config (the machine's key, its pinned host key, StrictHostKeyChe
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -91,6 +92,13 @@ def test_docker_cli_reaches_a_local_machine_over_ssh_only(monkeypatch: pytest.Mo
     user_config.parent.mkdir(mode=0o700)
     user_config.write_text("Host elsewhere\n    User someone\n")
     store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    # OpenSSH reads ~/.ssh/config from the passwd entry's home, not $HOME: point the real client at the
+    # test's own home, as a user's login would.
+    wrapper = home / "bin" / "ssh"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec {shutil.which("ssh")} -F "$HOME/.ssh/config" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
     created = run("create", "-d", "local", "--local-memory", "768", "--engine-endpoint", "ssh",
                   "--ssh-config-include", "quiet", timeout=1800)
     try:
