@@ -145,7 +145,8 @@ def override_warnings(environ: dict[str, str] | os._Environ[str], context: str) 
 
 
 def url_host(url: str) -> str:
-    """The host of ``tcp://HOST:PORT`` or ``ssh://USER@HOST:PORT`` (urllib.parse costs start-up time `env` cannot spare)."""
+    """The host of ``tcp://HOST:PORT`` or ``ssh://USER@HOST:PORT`` (urllib.parse costs start-up time
+    `env` cannot spare)."""
     rest = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
     if rest.startswith("["):
         return rest[1:].split("]", 1)[0]
