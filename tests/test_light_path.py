@@ -122,6 +122,15 @@ CASES: list[tuple[str, list[str], dict[str, str], Setup | None, str]] = [
     ("env-flag-with-value", ["env", "--unset=yes"], {}, None, TYPER),
     ("env-help", ["env", "--help"], {}, None, TYPER),
     ("env-debug", ["--debug", "env", "dev"], {}, None, TYPER),
+    # Docker Machine's behaviour that scripts rely on (issue 9, section 3)
+    ("env-unset-name", ["env", "-u", "dev"], {}, None, FAST),
+    ("env-unset-missing-name", ["env", "--unset", "--shell", "fish", "nope"], {}, None, FAST),
+    ("env-unset-two-names", ["env", "-u", "dev", "stale"], {}, None, TYPER),
+    ("env-no-proxy-neither-set", ["env", "--no-proxy", "dev"], {}, None, LIGHT),
+    ("env-no-proxy-both-set", ["env", "--no-proxy", "--shell", "cmd", "dev"], {"NO_PROXY": "a", "no_proxy": "b"},
+     None, LIGHT),
+    ("env-unset-no-proxy-neither-set", ["env", "-u", "--no-proxy", "--shell", "emacs"], {}, None, LIGHT),
+    ("env-tcsh", ["env", "--shell", "tcsh", "dev"], {}, None, LIGHT),
     # url and config
     ("url", ["url", "dev"], {}, None, LIGHT),
     ("url-storage-flag", ["--storage-path=store", "url", "dev"], {}, None, LIGHT),

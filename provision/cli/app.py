@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 
 from provision import paths
-from provision.errors import UsageError
 from provision.machines import Machines
 
 from .progress import Reporter
+from .texts import one_name  # noqa: F401  (the commands import it from here)
 
 app = typer.Typer(
     name="provision",
@@ -55,12 +55,6 @@ def machines(ctx: typer.Context) -> Machines:
     reporter = Reporter(debug=options.debug)
     ctx.call_on_close(reporter.close)
     return Machines.open(options.storage_path, progress=reporter.step, log=reporter.debug_line)
-
-
-def one_name(names: list[str] | None) -> str | None:
-    if names and len(names) > 1:
-        raise UsageError("Error: Expected one machine name as an argument")
-    return names[0] if names else None
 
 
 def out(text: str) -> None:

@@ -76,14 +76,14 @@ def run_fast(args: list[str]) -> int | None:
 
     from provision.machines import Machines
 
-    from .texts import active_text, config_text, env_text, use_text
+    from .texts import active_text, config_text, env_name, env_text, use_text
 
     service = Machines.open(Path(storage) if storage else None)
     name = positional[0] if positional else None
     unset = bool(flags.get("--unset"))
     if command == "env":
         shell = flags.get("--shell")
-        text = env_text(service, name, shell if isinstance(shell, str) else None, unset,
+        text = env_text(service, env_name(positional, unset), shell if isinstance(shell, str) else None, unset,
                         bool(flags.get("--no-proxy")))
     elif command == "url":
         text = service.connection(service.get(name)).url + "\n"

@@ -1,0 +1,105 @@
+"""Docker Machine's behaviour that scripts rely on (issue 9, section 3), through the installed command.
+
+What Docker Machine did was read in its source (docker/machine: commands/env.go, ssh.go, rm.go,
+inspect.go, commands.go, commands/mcndirs); each test below holds provision to one such fact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from clirun import provision_bin, run, shell_env
+
+URL = "tcp://127.0.0.1:23762"
+IP = "127.0.0.1"
+
+
+def _store() -> Path:
+    return Path(os.environ["PROVISION_STORAGE_PATH"])
+
+
+@pytest.fixture
+def dev() -> str:
+    run("create", "-d", "none", "--url", URL, "dev", check=True)
+    return str(_store() / "machines" / "dev")
+
+
+def _stopped(name: str) -> None:
+    """A machine as `provision stop` leaves its record: no URL."""
+    run("create", "-d", "none", "--url", URL, name, check=True)
+    path = _store() / "machines" / name / "machine.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "url": None}))
+
+
+# -- env --no-proxy --------------------------------------------------------------------------------
+# One line per shell, as Docker Machine's template printed it for VAR=VALUE (set) or VAR (unset).
+SET_LINE = {"bash": 'export {v}="{x}"\n', "fish": 'set -gx {v} "{x}";\n', "powershell": '$Env:{v} = "{x}"\n',
+            "cmd": "SET {v}={x}\n", "tcsh": 'setenv {v} "{x}";\n', "emacs": '(setenv "{v}" "{x}")\n'}
+UNSET_LINE = {"bash": "unset {v}\n", "fish": "set -e {v};\n", "powershell": "Remove-Item Env:\\\\{v}\n",
+              "cmd": "SET {v}=\n", "tcsh": "unsetenv {v};\n", "emacs": '(setenv "{v}" nil)\n'}
+
+# (environment, the variable Docker Machine writes, its value): no_proxy when set, else NO_PROXY.
+PROXY_CASES = [
+    ({}, "NO_PROXY", IP),
+    ({"NO_PROXY": "corp.example"}, "NO_PROXY", f"corp.example,{IP}"),
+    ({"no_proxy": "corp.example"}, "no_proxy", f"corp.example,{IP}"),
+    ({"NO_PROXY": "upper.example", "no_proxy": "lower.example"}, "no_proxy", f"lower.example,{IP}"),
+    ({"NO_PROXY": f"{IP},x"}, "NO_PROXY", f"{IP},x"),  # already there: unchanged
+]
+
+
+@pytest.mark.parametrize("shell", sorted(SET_LINE))
+@pytest.mark.parametrize("environ,var,value", PROXY_CASES)
+def test_no_proxy_variable_and_value_in_every_shell(shell: str, environ: dict[str, str], var: str, value: str,
+                                                    dev: str) -> None:
+    out = run("env", "--shell", shell, "--no-proxy", "dev", env=environ, check=True).stdout
+    machine_line = SET_LINE[shell].format(v="DOCKER_MACHINE_NAME", x="dev")
+    assert machine_line + SET_LINE[shell].format(v=var, x=value) in out
+    rest = out.replace(dev, "")  # the test's own temp path may spell no_proxy
+    assert rest.count("NO_PROXY") + rest.count("no_proxy") == 1  # one variable; the hint says --no-proxy
+    unset = run("env", "--shell", shell, "--unset", "--no-proxy", env=environ, check=True).stdout
+    assert UNSET_LINE[shell].format(v="DOCKER_MACHINE_NAME") + UNSET_LINE[shell].format(v=var) in unset
+
+
+@pytest.mark.parametrize("shell,script", [
+    ("bash", 'eval "$(provision env --no-proxy dev)"; printf "%s|%s" "$NO_PROXY" "$no_proxy"'),
+    ("fish", 'provision env --shell fish --no-proxy dev | source; printf "%s|%s" "$NO_PROXY" "$no_proxy"'),
+    ("tcsh", 'eval `provision env --shell tcsh --no-proxy dev`; printf "%s|" "$NO_PROXY"'),
+])
+def test_a_real_shell_gets_NO_PROXY_when_neither_is_set(shell: str, script: str, dev: str) -> None:
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    argv = [shell, "-f", "-c", script] if shell == "tcsh" else [shell, "-c", script]
+    done = subprocess.run(argv, capture_output=True, text=True, env=shell_env(SHELL=f"/bin/{shell}"), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("|")[0] == IP
+
+
+def test_the_tcsh_hint_runs_in_tcsh(dev: str) -> None:
+    """Docker Machine's tcsh hint: ':' lines (a no-op where '#' is no comment) and backquotes (tcsh has no $())."""
+    if shutil.which("tcsh") is None:
+        pytest.skip("tcsh is not installed")
+    out = run("env", "--shell", "tcsh", "dev", check=True).stdout
+    hint = out.splitlines()[-2:]
+    assert hint == [": Run this command to configure your shell: ", ": eval `provision env --shell tcsh dev`"]
+    command = hint[1].removeprefix(": ")  # what the user copies
+    done = subprocess.run(["tcsh", "-f", "-c", command + "; printenv DOCKER_MACHINE_NAME"], capture_output=True,
+                          text=True, env=shell_env(), timeout=60)
+    assert (done.returncode, done.stdout) == (0, "dev\n"), done.stderr
+
+
+# -- env -u NAME ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [["-u", "dev"], ["--unset", "dev"], ["-u", "nope"], ["dev", "-u", "--shell", "fish"],
+                                  ["-u", "dev", "other"]])
+def test_env_unset_with_a_name_is_an_error(args: list[str], dev: str) -> None:
+    result = run("env", *args)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", "Error: Expected no machine name when the -u flag is present\n")
