@@ -103,3 +103,28 @@ def test_env_unset_with_a_name_is_an_error(args: list[str], dev: str) -> None:
     result = run("env", *args)
     assert (result.returncode, result.stdout, result.stderr) == (
         1, "", "Error: Expected no machine name when the -u flag is present\n")
+
+
+# -- MACHINE_STORAGE_PATH -------------------------------------------------------------------------
+def test_machine_storage_path_is_the_store_when_ours_is_not_set(tmp_path: Path) -> None:
+    theirs = tmp_path / "machine-store"
+    env = {k: v for k, v in os.environ.items() if k != "PROVISION_STORAGE_PATH"}
+    env["MACHINE_STORAGE_PATH"] = str(theirs)
+    done = subprocess.run([provision_bin(), "create", "-d", "none", "--url", URL, "m1"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (theirs / "machines" / "m1" / "machine.json").exists()
+    for args in (["url", "m1"], ["ls", "-q"], ["--debug", "url", "m1"]):  # light path, core, typer
+        listed = subprocess.run([provision_bin(), *args], capture_output=True, text=True, env=env, timeout=60)
+        assert listed.stdout == (URL + "\n" if "url" in args else "m1\n"), (args, listed.stderr)
+    env["PROVISION_STORAGE_PATH"] = str(tmp_path / "ours")  # ours wins when both are set
+    missing = subprocess.run([provision_bin(), "url", "m1"], capture_output=True, text=True, env=env, timeout=60)
+    assert (missing.returncode, missing.stderr) == (1, 'Docker machine "m1" does not exist\n')
+
+
+def test_store_root_precedence() -> None:
+    from provision.lean import store_root
+
+    assert store_root("/flag", {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/flag"
+    assert store_root(None, {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/ours"
+    assert store_root(None, {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "/theirs"}) == "/theirs"

@@ -42,7 +42,8 @@ def _print_version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     storage_path: Path = typer.Option(None, "--storage-path", "-s", envvar=paths.STORAGE_ENV,
-                                      help="Store root (default: the platform's user data dir)"),
+                                      help="Store root (default: $MACHINE_STORAGE_PATH, else the platform's "
+                                           "user data dir)"),
     debug: bool = typer.Option(False, "--debug", "-D", help="Show every remote command and full errors"),
     version: bool = typer.Option(False, "--version", "-v", is_eager=True, callback=_print_version,
                                  help="Print provision's version and exit"),
