@@ -105,6 +105,17 @@ def test_env_unset_with_a_name_is_an_error(args: list[str], dev: str) -> None:
         1, "", "Error: Expected no machine name when the -u flag is present\n")
 
 
+# -- inspect -f prettyjson ------------------------------------------------------------------------
+def test_inspect_prettyjson_is_json_indented_by_four(dev: str) -> None:
+    whole = json.loads(run("inspect", "dev", check=True).stdout)
+    pretty = run("inspect", "-f", "{{prettyjson .Driver}}", "dev", check=True).stdout
+    assert pretty == json.dumps(whole["Driver"], indent=4) + "\n"
+    assert '\n    "IPAddress": "127.0.0.1"' in pretty
+    assert json.loads(run("inspect", "--format", "{{ prettyjson . }}", "dev", check=True).stdout) == whole
+    assert run("inspect", "-f", "{{json .Driver.IPAddress}} {{prettyjson .Name}}", "dev",
+               check=True).stdout == '"127.0.0.1" "dev"\n'
+
+
 # -- MACHINE_STORAGE_PATH -------------------------------------------------------------------------
 def test_machine_storage_path_is_the_store_when_ours_is_not_set(tmp_path: Path) -> None:
     theirs = tmp_path / "machine-store"
