@@ -139,3 +139,99 @@ def test_store_root_precedence() -> None:
     assert store_root("/flag", {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/flag"
     assert store_root(None, {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/ours"
     assert store_root(None, {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "/theirs"}) == "/theirs"
+
+
+# -- ssh NAME [ssh-flags] [CMD...] ---------------------------------------------------------------
+@pytest.mark.parametrize("args,flags,command", [
+    ([], [], []),
+    (["uname", "-a"], [], ["uname", "-a"]),
+    (["-L", "8080:localhost:80", "-C", "-A"], ["-L", "8080:localhost:80", "-C", "-A"], []),
+    (["-L8080:localhost:80", "ls"], ["-L8080:localhost:80"], ["ls"]),
+    (["-CL", "8080:localhost:80", "docker", "ps", "-a"], ["-CL", "8080:localhost:80"], ["docker", "ps", "-a"]),
+    (["-o", "ServerAliveInterval=5", "-vv", "--", "-x"], ["-o", "ServerAliveInterval=5", "-vv"], ["-x"]),
+    (["--", "-L", "x"], [], ["-L", "x"]),
+    (["-p", "1", "-"], ["-p", "1"], ["-"]),
+])
+def test_ssh_client_flags_are_split_from_the_command(args: list[str], flags: list[str], command: list[str]) -> None:
+    from provision.ssh import split_client_args
+
+    assert split_client_args(args) == (flags, command)
+
+
+def test_a_flag_without_its_value_is_a_usage_error() -> None:
+    from provision.errors import UsageError
+    from provision.ssh import split_client_args
+
+    with pytest.raises(UsageError, match="-L needs a value"):
+        split_client_args(["-C", "-L"])
+
+
+@pytest.fixture
+def box(sshd_root) -> object:  # type: ignore[no-untyped-def]
+    """A ready generic machine ``box`` at the test sshd, with its key and pinned host key, as a create leaves it."""
+    from provision.record import Lifecycle, MachineRecord
+    from provision.ssh import known_hosts_line
+    from provision.store import Store
+
+    server = sshd_root.sshd
+    store = Store(_store())
+    record = MachineRecord(name="box", driver="generic", lifecycle=Lifecycle.READY, url=f"tcp://{server.host}:1",
+                           host_key=server.host_key,
+                           driver_data={"ip": server.host, "ssh_user": sshd_root.user, "ssh_port": server.port,
+                                        "engine_port": 1, "ssh_key_file": "generic_ssh_key"})
+    store.claim(record)
+    store.write_file("box", "generic_ssh_key", sshd_root.key_path.read_text(), 0o600)
+    store.write_file("box", "known_hosts", known_hosts_line(server.host, server.port, server.host_key) + "\n", 0o600)
+    return sshd_root
+
+
+def _ssh(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([provision_bin(), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=timeout)
+
+
+@pytest.mark.sshd
+def test_ssh_flags_reach_the_client_and_cannot_undo_the_pinning(box) -> None:  # type: ignore[no-untyped-def]
+    port = box.sshd.port
+    config = _ssh("ssh", "box", "-G", "-C", "-A", "-o", "ServerAliveInterval=7", "-L", "8080:localhost:80",
+                  "-o", "StrictHostKeyChecking=no", "-p", "1", "-l", "nobody")
+    assert config.returncode == 0, config.stderr
+    lines = set(config.stdout.splitlines())
+    assert {"compression yes", "forwardagent yes", "serveraliveinterval 7", "localforward 8080 [localhost]:80"} <= lines
+    assert {"stricthostkeychecking true", f"port {port}", f"user {box.user}"} <= lines
+    ended = _ssh("ssh", "box", "-G", "--", "-C")  # after --, a word is the command's, not a flag
+    assert "compression no" in ended.stdout.splitlines()
+
+
+@pytest.mark.sshd
+def test_ssh_runs_the_command_after_the_flags(box) -> None:  # type: ignore[no-untyped-def]
+    done = _ssh("--native-ssh", "ssh", "box", "-v", "-C", "-o", "ServerAliveInterval=5", "echo", "-L", "hi")
+    assert (done.returncode, done.stdout) == (0, "-L hi\n"), done.stderr
+    assert "debug1:" in done.stderr  # -v reached the client
+    assert _ssh("ssh", "box", "--", "echo", "-v").stdout == "-v\n"
+    assert _ssh("ssh", "box", "exit", "3").returncode == 3  # the remote command's exit code
+
+
+@pytest.mark.sshd
+def test_ssh_L_really_forwards_a_port(box) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        local = probe.getsockname()[1]
+    # Forward a local port to the machine's own sshd and read its banner through the tunnel.
+    process = subprocess.Popen([provision_bin(), "ssh", "box", "-o", "ExitOnForwardFailure=yes",
+                                "-L", f"{local}:127.0.0.1:{box.sshd.port}", "sleep", "20"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        banner = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not banner:
+            try:
+                with socket.create_connection(("127.0.0.1", local), timeout=5) as tunnel:
+                    banner = tunnel.recv(64)
+            except OSError:
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.2)
+        assert banner.startswith(b"SSH-2.0-"), banner
+    finally:
+        process.kill()
+        process.communicate()

@@ -45,6 +45,9 @@ def root(
                                       help="Store root (default: $MACHINE_STORAGE_PATH, else the platform's "
                                            "user data dir)"),
     debug: bool = typer.Option(False, "--debug", "-D", help="Show every remote command and full errors"),
+    native_ssh: bool = typer.Option(False, "--native-ssh",
+                                    help="Accepted for Docker Machine's scripts and ignored: `ssh` and `scp` always "
+                                         "run the OpenSSH client, provisioning always uses the built-in client"),
     version: bool = typer.Option(False, "--version", "-v", is_eager=True, callback=_print_version,
                                  help="Print provision's version and exit"),
 ) -> None:
