@@ -116,6 +116,48 @@ def test_inspect_prettyjson_is_json_indented_by_four(dev: str) -> None:
                check=True).stdout == '"127.0.0.1" "dev"\n'
 
 
+# -- rm -------------------------------------------------------------------------------------------
+def _exists(name: str) -> bool:
+    return (_store() / "machines" / name).exists()
+
+
+def test_rm_f_implies_y(dev: str) -> None:
+    result = run("rm", "-f", "dev", timeout=30)
+    assert (result.returncode, result.stdout) == (0, "Successfully removed dev\n"), result.stderr
+    assert not _exists("dev")
+
+
+@pytest.mark.parametrize("stdin", ["devnull", "silent-pipe"])
+def test_rm_without_y_and_without_a_terminal_refuses_at_once(stdin: str, dev: str) -> None:
+    """No terminal and no answer: one line, exit 1, the machine kept, and no hang (a pipe nobody writes to)."""
+    source = subprocess.DEVNULL if stdin == "devnull" else subprocess.PIPE
+    started = time.monotonic()
+    with subprocess.Popen([provision_bin(), "rm", "dev"], stdin=source, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        out, err = process.communicate(timeout=30) if stdin == "devnull" else _without_closing(process)
+    assert time.monotonic() - started < 20
+    assert process.returncode == 1
+    assert err == ("Not removing dev: no answer on stdin, which is not a terminal; "
+                   "pass -y (or -f) to remove without asking\n")
+    assert out.startswith("About to remove dev\n")
+    assert _exists("dev")
+
+
+def _without_closing(process: subprocess.Popen[str]) -> tuple[str, str]:
+    assert process.stdout is not None and process.stderr is not None
+    process.wait(timeout=30)  # stdin stays open and silent, as a CI runner's can
+    return process.stdout.read(), process.stderr.read()
+
+
+def test_rm_takes_a_piped_answer_as_docker_machine_did(dev: str) -> None:
+    declined = run("rm", "dev", input="n\n", timeout=30)
+    assert declined.returncode == 1 and _exists("dev")
+    accepted = run("rm", "dev", input="y\n", timeout=30)
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.endswith("Successfully removed dev\n")
+    assert not _exists("dev")
+
+
 # -- MACHINE_STORAGE_PATH -------------------------------------------------------------------------
 def test_machine_storage_path_is_the_store_when_ours_is_not_set(tmp_path: Path) -> None:
     theirs = tmp_path / "machine-store"
