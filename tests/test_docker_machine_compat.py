@@ -39,6 +39,16 @@ def _stopped(name: str) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "url": None}))
 
 
+# -- a stopped machine ----------------------------------------------------------------------------
+def test_version_of_a_stopped_machine_is_host_not_running_without_a_connection() -> None:
+    _stopped("halted")
+    started = time.monotonic()
+    result = run("version", "halted")
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", "Host is not running\n")
+    assert time.monotonic() - started < 10  # answered from the record, not after a connect timeout
+    assert run("version", check=True).stdout.startswith("provision version ")  # no NAME: the tool's own
+
+
 # -- env --no-proxy --------------------------------------------------------------------------------
 # One line per shell, as Docker Machine's template printed it for VAR=VALUE (set) or VAR (unset).
 SET_LINE = {"bash": 'export {v}="{x}"\n', "fish": 'set -gx {v} "{x}";\n', "powershell": '$Env:{v} = "{x}"\n',
