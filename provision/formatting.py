@@ -1,7 +1,8 @@
 """Docker-style ``{{.Field}}`` templates for ``ls --format`` and ``inspect -f``.
 
 A small subset of Go templates, enough for what scripts written for Docker Machine use: ``{{.A.B}}``
-paths, ``{{json .A}}``, ``{{upper .A}}``/``{{lower .A}}``, a leading ``table`` for a header row,
+paths, ``{{json .A}}``, ``{{prettyjson .A}}`` (indented by four spaces, as Docker Machine's ``inspect``),
+``{{upper .A}}``/``{{lower .A}}``, a leading ``table`` for a header row,
 and ``\\t``/``\\n`` escapes.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from .errors import UsageError
 
-_ACTION = re.compile(r"{{\s*(?:(json|upper|lower|println)\s+)?(\.[A-Za-z0-9_.]*)\s*}}")
+_ACTION = re.compile(r"{{\s*(?:(json|prettyjson|upper|lower|println)\s+)?(\.[A-Za-z0-9_.]*)\s*}}")
 
 
 def _lookup(data: Any, path: str) -> Any:
@@ -51,6 +52,8 @@ def render(template: str, data: Any) -> str:
         value = data if path == "." else _lookup(data, path)
         if func == "json":
             return json.dumps(value)
+        if func == "prettyjson":
+            return json.dumps(value, indent=4)
         text = _text(value)
         if func == "upper":
             return text.upper()

@@ -31,8 +31,9 @@ class NotAnObject(ValueError):
 
 # -- the store ------------------------------------------------------------------------------------
 def store_root(storage: str | None, environ: Mapping[str, str]) -> str:
-    """``-s``, else ``PROVISION_STORAGE_PATH``, else the platform's user data dir; absolute."""
-    root = storage or environ.get(paths.STORAGE_ENV)
+    """``-s``, else ``PROVISION_STORAGE_PATH``, else Docker Machine's ``MACHINE_STORAGE_PATH`` (so scripts
+    that set it keep working), else the platform's user data dir; absolute."""
+    root = storage or environ.get(paths.STORAGE_ENV) or environ.get(paths.MACHINE_STORAGE_ENV)
     if not root:
         import platformdirs
 

@@ -7,6 +7,7 @@ so a store can be moved or shared as a directory.
 from __future__ import annotations
 
 STORAGE_ENV = "PROVISION_STORAGE_PATH"
+MACHINE_STORAGE_ENV = "MACHINE_STORAGE_PATH"  # Docker Machine's, honoured when ours is not set
 CACHE_ENV = "PROVISION_CACHE_PATH"
 DOCKER_CONFIG_ENV = "DOCKER_CONFIG"
 

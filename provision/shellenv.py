@@ -59,16 +59,20 @@ def usage_hint(shell: str, command_line: str) -> str:
     elif shell == "emacs":
         cmd = f'(with-temp-buffer (shell-command "{command_line}" (current-buffer)) (eval-buffer))'
         comment = ";;"
+    elif shell == "tcsh":  # tcsh has no $(...); and ':' is a no-op where '#' would not be a comment
+        cmd = f"eval `{command_line}`"
+        comment = ":"
     else:
         cmd = f"eval $({command_line})"
     return f"{comment} Run this command to configure your shell: \n{comment} {cmd}\n"
 
 
 def no_proxy_pair(ip: str, environ: dict[str, str] | os._Environ[str]) -> tuple[str, str]:
-    """The proxy-exclusion variable to set and its new value, as Docker Machine chose them."""
-    var, value = "NO_PROXY", environ.get("NO_PROXY", "")
+    """The proxy-exclusion variable to set and its new value, as Docker Machine chose them: ``no_proxy``
+    when it is set, else ``NO_PROXY`` (also when neither is set)."""
+    var, value = "no_proxy", environ.get("no_proxy", "")
     if not value:
-        var, value = "no_proxy", environ.get("no_proxy", "")
+        var, value = "NO_PROXY", environ.get("NO_PROXY", "")
     if not value:
         value = ip
     elif ip not in value:

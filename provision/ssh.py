@@ -346,10 +346,47 @@ def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def interactive_argv(endpoint: SSHEndpoint, known_hosts: Path, command: list[str]) -> list[str]:
-    """``ssh`` argv for ``provision ssh NAME [CMD...]``: pinned host key, this machine's key only."""
+# The OpenSSH client's flags that take a value (ssh(1)); every other flag letter stands alone.
+_SSH_VALUE_FLAGS = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def split_client_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """``provision ssh NAME [ssh-flags] [CMD...]``: the ssh client's flags given after the name, and the command.
+
+    The flags end at ``--`` (dropped) or at the first word that is neither a flag nor a flag's value, as
+    Docker Machine handed them to ssh. ``-L 8080:localhost:80``, ``-L8080:localhost:80`` and ``-CL 8080:...``
+    (a value-taking letter takes the rest of its word, else the next word) all work.
+    """
+    flags: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return flags, args[i + 1:]
+        if not arg.startswith("-") or arg == "-":
+            break
+        flags.append(arg)
+        i += 1
+        for position, letter in enumerate(arg[1:], start=1):
+            if letter in _SSH_VALUE_FLAGS:
+                if position == len(arg) - 1:  # the value is the next word
+                    if i >= len(args):
+                        raise UsageError(f"ssh flag -{letter} needs a value")
+                    flags.append(args[i])
+                    i += 1
+                break
+    return flags, args[i:]
+
+
+def interactive_argv(endpoint: SSHEndpoint, known_hosts: Path, command: list[str],
+                     client_flags: list[str] | None = None) -> list[str]:
+    """``ssh`` argv for ``provision ssh NAME [ssh-flags] [CMD...]``: pinned host key, this machine's key only.
+
+    The user's flags come after ours: ssh keeps the first value it gets for an option, so no flag can switch
+    host-key checking off or point the login at another port or user.
+    """
     argv = ["ssh", *_ssh_options([known_hosts], [endpoint.key_path]), "-p", str(endpoint.port),
-            "-l", endpoint.user, "--", endpoint.host]
+            "-l", endpoint.user, *(client_flags or []), "--", endpoint.host]
     return argv + list(command)
 
 

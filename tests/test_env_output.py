@@ -32,8 +32,8 @@ EXPECTED = {
             "REM Run this command to configure your shell: \n"
             "REM \t@FOR /f \"tokens=*\" %i IN ('provision env --shell cmd dev') DO @%i\n"),
     "tcsh": ('setenv DOCKER_TLS_VERIFY "1";\nsetenv DOCKER_HOST "{url}";\nsetenv DOCKER_CERT_PATH "{p}";\n'
-             'setenv DOCKER_MACHINE_NAME "dev";\n# Run this command to configure your shell: \n'
-             "# eval $(provision env --shell tcsh dev)\n"),
+             'setenv DOCKER_MACHINE_NAME "dev";\n: Run this command to configure your shell: \n'
+             ": eval `provision env --shell tcsh dev`\n"),  # Docker Machine's: tcsh has no $(...)
     "emacs": ('(setenv "DOCKER_TLS_VERIFY" "1")\n(setenv "DOCKER_HOST" "{url}")\n(setenv "DOCKER_CERT_PATH" "{p}")\n'
               '(setenv "DOCKER_MACHINE_NAME" "dev")\n;; Run this command to configure your shell: \n'
               ';; (with-temp-buffer (shell-command "provision env --shell emacs dev" (current-buffer)) '
@@ -77,7 +77,7 @@ def test_no_proxy_appends_ip_to_whichever_is_set(cert_path: str) -> None:
     out = run("env", "--shell", "bash", "--no-proxy", "dev", env={"no_proxy": "127.0.0.1,x"}).stdout
     assert 'export no_proxy="127.0.0.1,x"\n' in out
     out = run("env", "--shell", "fish", "--no-proxy", "dev").stdout
-    assert 'set -gx no_proxy "127.0.0.1";\n' in out
+    assert 'set -gx NO_PROXY "127.0.0.1";\n' in out  # neither set: NO_PROXY, as Docker Machine wrote it
 
 
 def test_unknown_shell(cert_path: str) -> None:

@@ -122,6 +122,20 @@ CASES: list[tuple[str, list[str], dict[str, str], Setup | None, str]] = [
     ("env-flag-with-value", ["env", "--unset=yes"], {}, None, TYPER),
     ("env-help", ["env", "--help"], {}, None, TYPER),
     ("env-debug", ["--debug", "env", "dev"], {}, None, TYPER),
+    # Docker Machine's behaviour that scripts rely on (issue 9, section 3)
+    ("env-unset-name", ["env", "-u", "dev"], {}, None, FAST),
+    ("env-unset-missing-name", ["env", "--unset", "--shell", "fish", "nope"], {}, None, FAST),
+    ("env-unset-two-names", ["env", "-u", "dev", "stale"], {}, None, TYPER),
+    ("env-no-proxy-neither-set", ["env", "--no-proxy", "dev"], {}, None, LIGHT),
+    ("env-no-proxy-both-set", ["env", "--no-proxy", "--shell", "cmd", "dev"], {"NO_PROXY": "a", "no_proxy": "b"},
+     None, LIGHT),
+    ("env-unset-no-proxy-neither-set", ["env", "-u", "--no-proxy", "--shell", "emacs"], {}, None, LIGHT),
+    ("env-tcsh", ["env", "--shell", "tcsh", "dev"], {}, None, LIGHT),
+    ("env-native-ssh", ["--native-ssh", "env", "dev"], {}, None, LIGHT),
+    ("env-MACHINE_STORAGE_PATH", ["env", "dev"], {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "store"},
+     None, LIGHT),
+    ("env-MACHINE_STORAGE_PATH-missing", ["env", "dev"],
+     {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "elsewhere"}, None, FAST),
     # url and config
     ("url", ["url", "dev"], {}, None, LIGHT),
     ("url-storage-flag", ["--storage-path=store", "url", "dev"], {}, None, LIGHT),
@@ -130,10 +144,15 @@ CASES: list[tuple[str, list[str], dict[str, str], Setup | None, str]] = [
     ("url-broken", ["url", "broken"], {}, None, FAST),
     ("url-no-default", ["url"], {}, None, FAST),
     ("url-default-broken", ["url"], {}, lambda r: _machine(r, "default", None), FAST),
+    ("url-both-storage-paths", ["url", "dev"], {"MACHINE_STORAGE_PATH": "elsewhere"}, None, LIGHT),
+    ("url-native-ssh-storage-flag", ["--native-ssh", "-s", "store", "url", "dev"],
+     {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "elsewhere"}, None, LIGHT),
     ("config", ["config", "dev"], {}, None, LIGHT),
     ("config-missing", ["config", "nope"], {}, None, FAST),
     ("config-not-ready", ["config", "stale"], {}, None, FAST),
     ("config-no-default", ["config"], {}, None, FAST),
+    ("config-MACHINE_STORAGE_PATH", ["config", "dev"], {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "store"},
+     None, LIGHT),
     # active
     ("active-current-context", ["active"], {}, lambda r: _config(r, {"currentContext": "dev"}), LIGHT),
     ("active-DOCKER_CONTEXT", ["active"], {"DOCKER_CONTEXT": "dev"}, None, LIGHT),
@@ -151,6 +170,8 @@ CASES: list[tuple[str, list[str], dict[str, str], Setup | None, str]] = [
     ("active-meta-invalid", ["active"], {"DOCKER_CONTEXT": "dev"}, lambda r: _context(r, "dev", "{ nope"), FAST),
     ("active-meta-not-object", ["active"], {"DOCKER_CONTEXT": "dev"}, lambda r: _context(r, "dev", "[1]"), FAST),
     ("active-extra-argument", ["active", "dev"], {}, None, TYPER),
+    ("active-MACHINE_STORAGE_PATH", ["active"],
+     {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "store", "DOCKER_CONTEXT": "dev"}, None, LIGHT),
     # use
     ("use", ["use", "dev"], {}, lambda r: _config(r, {"auths": {"x": {}}, "currentContext": "other"}), LIGHT),
     ("use-no-config", ["use", "dev"], {}, None, LIGHT),
@@ -163,6 +184,8 @@ CASES: list[tuple[str, list[str], dict[str, str], Setup | None, str]] = [
     ("use-not-ready", ["use", "stale"], {}, None, FAST),
     ("use-no-name", ["use"], {}, None, FAST),
     ("use-two-names", ["use", "dev", "stale"], {}, None, TYPER),
+    ("use-MACHINE_STORAGE_PATH", ["use", "dev"], {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "store"},
+     None, LIGHT),
     # ls (always the core, without typer when the flags are simple)
     ("ls", ["ls"], {}, None, FAST),
     ("ls-quiet", ["ls", "-q"], {}, None, FAST),
@@ -171,6 +194,8 @@ CASES: list[tuple[str, list[str], dict[str, str], Setup | None, str]] = [
     ("ls-json-timeout", ["ls", "--json", "-t", "3"], {}, None, FAST),
     ("ls-bad-timeout", ["ls", "--timeout", "soon"], {}, None, TYPER),
     ("ls-argument", ["ls", "dev"], {}, None, TYPER),
+    ("ls-MACHINE_STORAGE_PATH", ["ls", "-q"], {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "store"},
+     None, FAST),
 ]
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 
 from provision import paths
-from provision.errors import UsageError
 from provision.machines import Machines
 
 from .progress import Reporter
+from .texts import one_name  # noqa: F401  (the commands import it from here)
 
 app = typer.Typer(
     name="provision",
@@ -42,9 +42,13 @@ def _print_version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     storage_path: Path = typer.Option(None, "--storage-path", "-s", envvar=paths.STORAGE_ENV,
-                                      help="Store root (default: the platform's user data dir)"),
+                                      help="Store root (default: $MACHINE_STORAGE_PATH, else the platform's "
+                                           "user data dir)"),
     debug: bool = typer.Option(False, "--debug", "-D",
                                help="Show every command run, here and on the machine, and full errors"),
+    native_ssh: bool = typer.Option(False, "--native-ssh",
+                                    help="Accepted for Docker Machine's scripts and ignored: `ssh` and `scp` always "
+                                         "run the OpenSSH client, provisioning always uses the built-in client"),
     version: bool = typer.Option(False, "--version", "-v", is_eager=True, callback=_print_version,
                                  help="Print provision's version and exit"),
 ) -> None:
@@ -56,12 +60,6 @@ def machines(ctx: typer.Context) -> Machines:
     reporter = Reporter(debug=options.debug)
     ctx.call_on_close(reporter.close)
     return Machines.open(options.storage_path, progress=reporter.step, log=reporter.debug_line)
-
-
-def one_name(names: list[str] | None) -> str | None:
-    if names and len(names) > 1:
-        raise UsageError("Error: Expected one machine name as an argument")
-    return names[0] if names else None
 
 
 def out(text: str) -> None:

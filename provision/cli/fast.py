@@ -27,6 +27,7 @@ _FLAGS: dict[str, dict[str, bool]] = {
     "ls": {"quiet": False, "json": False, "format": True, "timeout": True, "filter": True},
 }
 _SHORT = {"-u": "unset", "-q": "quiet", "-t": "timeout", "-f": "filter"}
+NATIVE_SSH = "--native-ssh"
 
 
 def _split(args: list[str]) -> tuple[str | None, str, dict[str, str | bool | list[str]], list[str]] | None:
@@ -38,6 +39,8 @@ def _split(args: list[str]) -> tuple[str | None, str, dict[str, str | bool | lis
             i += 2
         elif args[i].startswith("--storage-path="):
             storage = args[i].split("=", 1)[1]
+            i += 1
+        elif args[i] == NATIVE_SSH:  # Docker Machine's; ignored, as in the full CLI
             i += 1
         else:
             return None  # --debug and friends: the full CLI
@@ -76,14 +79,14 @@ def run_fast(args: list[str]) -> int | None:
 
     from provision.machines import Machines
 
-    from .texts import active_text, config_text, env_text, use_text
+    from .texts import active_text, config_text, env_name, env_text, use_text
 
     service = Machines.open(Path(storage) if storage else None)
     name = positional[0] if positional else None
     unset = bool(flags.get("--unset"))
     if command == "env":
         shell = flags.get("--shell")
-        text = env_text(service, name, shell if isinstance(shell, str) else None, unset,
+        text = env_text(service, env_name(positional, unset), shell if isinstance(shell, str) else None, unset,
                         bool(flags.get("--no-proxy")))
     elif command == "url":
         text = service.connection(service.get(name)).url + "\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -64,7 +66,8 @@ def kill(ctx: typer.Context, names: list[str] = NAMES) -> None:
 def rm(
     ctx: typer.Context,
     names: list[str] = NAMES,
-    force: bool = typer.Option(False, "--force", "-f", help="Remove the local record even if the driver fails"),
+    force: bool = typer.Option(False, "--force", "-f", help="Remove the local record even if the driver fails "
+                                                            "(implies -y)"),
     yes: bool = typer.Option(False, "-y", help="Do not ask for confirmation"),
 ) -> None:
     service = machines(ctx)
@@ -72,10 +75,8 @@ def rm(
     for name in targets:
         if not service.store.exists(service.resolve_name(name)):
             service.store.load(name)  # raises Docker Machine's "does not exist" error
-    if not yes and not typer.confirm(f"About to remove {', '.join(targets)}\n"
-                                     "WARNING: This action will delete both local reference and remote "
-                                     "instance.\nAre you sure?"):
-        raise typer.Exit(1)
+    if not (yes or force):  # -f implies -y, as Docker Machine's help says
+        _confirm_removal(targets)
     if len(targets) == 1:
         service.remove(targets[0], force=force)
         out(f"Successfully removed {targets[0]}\n")
@@ -90,3 +91,42 @@ def rm(
             warn(f'Error removing "{name}": {exc.message}')
     if failures:
         raise ProvisionError(f"could not remove {', '.join(failures)}")
+
+
+ANSWER_WAIT = 3.0  # seconds a script has to pipe in its answer when stdin is not a terminal
+
+
+def _confirm_removal(targets: list[str]) -> None:
+    """Ask before removing. At a terminal, wait for the answer. Without one, take an answer a script pipes
+    in (``echo y | provision rm NAME``, as Docker Machine read it) but never wait long for it: no answer
+    is a refusal in one line (exit 1, nothing removed), not a hang."""
+    prompt = (f"About to remove {', '.join(targets)}\n"
+              "WARNING: This action will delete both local reference and remote instance.\nAre you sure?")
+    if sys.stdin is not None and sys.stdin.isatty():
+        if not typer.confirm(prompt):
+            raise typer.Exit(1)
+        return
+    out(prompt + " [y/N]: ")
+    answer = _piped_answer(ANSWER_WAIT)
+    if answer is None:
+        out("\n")
+        raise ProvisionError(f"Not removing {', '.join(targets)}: no answer on stdin, which is not a terminal; "
+                             "pass -y (or -f) to remove without asking")
+    out(answer + "\n")
+    if not answer.strip().lower().startswith("y"):
+        raise typer.Exit(1)
+
+
+def _piped_answer(wait: float) -> str | None:
+    """The first line already written to a non-terminal stdin, or None at its end or after ``wait`` seconds."""
+    import select
+
+    try:
+        fd = sys.stdin.fileno()
+        ready, _, _ = select.select([fd], [], [], wait)
+        data = os.read(fd, 4096) if ready else b""
+    except (AttributeError, OSError, ValueError):  # no stdin, or one select cannot watch (Windows)
+        return None
+    if not data:
+        return None
+    return data.decode(errors="replace").splitlines()[0] if data.strip() else ""

@@ -106,6 +106,8 @@ def run_light(storage: str | None, command: str, flags: dict, positional: list[s
     shell = shell if isinstance(shell, str) else None
     no_proxy = bool(flags.get("--no-proxy"))
     if command == "env" and unset:
+        if name is not None:
+            return None  # an error: the core words it
         sys.stdout.write(env_script(shell=shell, unset=True, no_proxy=no_proxy, command_line=command_line(),
                                     environ=os.environ, connection=None))
         return 0

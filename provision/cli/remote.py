@@ -12,18 +12,18 @@ from .app import app, machines, out
 from .lifecycle import NAMES, for_each
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-             help="Log into or run a command on a machine with SSH (pinned host key)")
-def ssh(ctx: typer.Context, name: str = typer.Argument(None, metavar="[NAME]")) -> None:
-    from provision.ssh import interactive_argv
+# Everything after NAME is the ssh client's (its flags, then the command): click parses nothing there.
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "allow_interspersed_args": False},
+             help="Log into or run a command on a machine with SSH (pinned host key). ssh client flags may "
+                  "follow NAME (provision ssh dev -L 8080:localhost:80); -- ends them")
+def ssh(ctx: typer.Context, name: str = typer.Argument(None, metavar="NAME [SSH-FLAGS] [CMD...]")) -> None:
+    from provision.ssh import interactive_argv, split_client_args
 
     service = machines(ctx)
-    command = list(ctx.args)
-    if command and command[0] == "--":
-        command = command[1:]
+    flags, command = split_client_args(list(ctx.args))
     endpoint, known_hosts = service.ssh_target(name)
-    argv = interactive_argv(endpoint, known_hosts, command)
-    _exec(argv)
+    _exec(interactive_argv(endpoint, known_hosts, command, flags))
 
 
 @app.command(help="Copy files between machines and this host (machine:path on either side)")

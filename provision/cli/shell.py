@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from .app import app, machines, one_name, out, warn
-from .texts import active_text, env_text, use_text
+from .app import app, machines, out, warn
+from .texts import active_text, env_name, env_text, use_text
 
 
 @app.command(help="Print the shell commands that point docker at a machine (eval them)")
@@ -17,7 +17,8 @@ def env(
     unset: bool = typer.Option(False, "--unset", "-u", help="Print commands that undo the settings"),
     no_proxy: bool = typer.Option(False, "--no-proxy", help="Add the machine's IP to NO_PROXY/no_proxy"),
 ) -> None:
-    out(env_text(machines(ctx), one_name(names), shell, unset, no_proxy))
+    name = env_name(names, unset)
+    out(env_text(machines(ctx), name, shell, unset, no_proxy))
 
 
 @app.command(help="Make NAME the docker CLI's current context (use --unset to go back to default)")

@@ -7,6 +7,21 @@ from provision.machines import Machines
 
 from .light import command_line
 
+UNSET_WITH_NAME = "Error: Expected no machine name when the -u flag is present"  # Docker Machine's words
+
+
+def one_name(names: list[str] | None) -> str | None:
+    if names and len(names) > 1:
+        raise UsageError("Error: Expected one machine name as an argument")
+    return names[0] if names else None
+
+
+def env_name(names: list[str] | None, unset: bool) -> str | None:
+    """The machine ``env`` is about; ``env -u NAME`` is an error (exit 1), checked first as Docker Machine did."""
+    if unset and names:
+        raise ProvisionError(UNSET_WITH_NAME)
+    return one_name(names)
+
 
 def env_text(service: Machines, name: str | None, shell: str | None, unset: bool, no_proxy: bool) -> str:
     from provision.shellenv import env_script
