@@ -413,6 +413,10 @@ class Machines:
     def _after_boot(self, record: MachineRecord, driver: Driver) -> MachineRecord:
         """Certificates follow an IP change: a cloud start can hand out a new public address."""
         changed = driver.refresh()
+        if changed and record.facts.get(FOREIGN_CA) and record.server_cert and driver.ip() in record.server_cert.sans:
+            # A migrated machine's first refresh records names Docker Machine never kept; while its own
+            # certificate still covers the address the machine stays on that CA until the user asks.
+            changed = False
         record = record.evolve(driver_data=dict(driver.ctx.data), url=driver.engine_url())
         self.store.save(record)
         if changed:

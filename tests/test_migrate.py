@@ -462,3 +462,57 @@ def test_paths_are_resolved_under_the_store_given() -> None:
     assert resolve(source, "web", f"{OLD_ROOT}/certs/ca.pem")[0] == source / "certs/ca.pem"
     assert resolve(source, "web", "/etc/custom/ca.pem") == [Path("/etc/custom/ca.pem")]
     assert resolve(source, "web", "") == []
+
+
+def test_a_start_keeps_docker_machines_ca_while_its_certificate_covers_the_address(
+        tmp_path: Path, dm: DMStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from provision import provisioner
+    from provision.machines import Machines
+
+    dm.add("web", "generic", {"IPAddress": "127.0.0.1"}, ssh_key=rsa_key(tmp_path / "keys" / "id_rsa"))
+    run("migrate", "--from", str(dm.root), check=True)
+    service = Machines.open()
+    record = service.store.load("web")
+    uploads: list[bytes] = []
+    monkeypatch.setattr(provisioner, "install_certs", lambda session, certs, progress: uploads.append(certs.ca_pem))
+    monkeypatch.setattr(Machines, "wait_for_engine", lambda self, info, timeout=0: None)
+
+    class Cloud:  # a cloud driver whose refresh found addresses Docker Machine never recorded
+        boot_timeout = 1.0
+
+        def __init__(self, ip: str) -> None:
+            self.address = ip
+            self.ctx = type("Ctx", (), {"data": dict(record.driver_data)})()
+
+        def refresh(self) -> bool:
+            return True
+
+        def ip(self) -> str:
+            return self.address
+
+        def engine_url(self) -> str:
+            return f"tcp://{self.address}:2376"
+
+    kept = service._after_boot(record, Cloud("127.0.0.1"))  # type: ignore[arg-type]
+    assert uploads == [] and kept.facts[FOREIGN_CA] == "Docker Machine"
+    assert (store_root() / "machines" / "web" / "ca.pem").read_bytes() == (dm.ca_dir / "ca.pem").read_bytes()
+
+    class Session:
+        host_key = record.host_key
+
+        def __enter__(self) -> Session:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(Machines, "_session", lambda self, record, driver, **kw: Session())
+    monkeypatch.setattr(Machines, "_pin_host_key", lambda self, record, session, endpoint: record)
+    monkeypatch.setattr(Machines, "_new_server_cert",
+                        lambda self, record, driver: self.ca.issue_server(record.name, [driver.ip()]))
+    Cloud.ssh_endpoint = lambda self: None  # type: ignore[attr-defined]
+    service.ca.ensure()
+    moved = service._after_boot(kept, Cloud("198.51.100.7"))  # type: ignore[arg-type]
+    own_ca = (store_root() / "certs" / "ca.pem").read_bytes()
+    assert uploads == [own_ca] and FOREIGN_CA not in moved.facts
+    assert (store_root() / "machines" / "web" / "ca.pem").read_bytes() == own_ca
