@@ -22,7 +22,6 @@ provision's CA. The host key is unknown: it is pinned at the first SSH contact (
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -72,9 +71,6 @@ class Outcome:
 class _Plan:
     """Everything read from the Docker Machine store for one machine, before anything is written."""
 
-    name: str
-    dm_driver: str
-    config_version: int
     record: MachineRecord
     files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -185,8 +181,8 @@ def plan(source: Path, name: str, target: str) -> _Plan:
         notes.append(f"its SSH host key will be pinned at the first SSH contact (provision ssh {target})")
     if dm_driver not in MAPPED:
         kept = "its engine URL and SSH access are kept" if mapped == "generic" else "its engine URL is kept"
-        notes.append(f"the {dm_driver} driver is not available here: start, stop, restart, kill and removing "
-                     f"the machine itself are lost ({kept}; rm only forgets it)")
+        notes.append(f"the {dm_driver} driver is not available here: start, stop, kill and removing the "
+                     f"machine itself are lost ({kept}; rm only forgets it)")
     url = _engine_url(dm_driver, driver)
     if not url:
         raise MigrationError("no engine address is recorded (the machine may never have been started)")
@@ -196,7 +192,7 @@ def plan(source: Path, name: str, target: str) -> _Plan:
         server_cert=server_cert,
         facts={MIGRATED_FROM: {"name": name, "driver": dm_driver, "config_version": version},
                FOREIGN_CA: "Docker Machine"})
-    return _Plan(name, dm_driver, version, record, files, notes)
+    return _Plan(record, files, notes)
 
 
 def _check_client_pair(files: dict[str, tuple[bytes, int]]) -> None:

@@ -221,7 +221,7 @@ def test_virtualbox_machine_keeps_engine_url_and_ssh(tmp_path: Path, dm: DMStore
                                   "Boot2DockerURL": ""}, version=2, ssh_key=key)
     before = dm.digest()
     result = run("migrate", "--from", str(dm.root), check=True)
-    assert "the virtualbox driver is not available here: start, stop, restart, kill" in result.stdout
+    assert "the virtualbox driver is not available here: start, stop, kill and removing the machine" in result.stdout
     record = record_of("vbox")
     assert record["driver"] == "generic" and record["url"] == "tcp://192.168.99.100:2376"
     assert record["driver_data"]["ssh_host"] == "127.0.0.1"  # VirtualBox forwards SSH on the loopback
