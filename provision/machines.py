@@ -331,6 +331,7 @@ class Machines:
             self._require_provisionable(record)
             driver = self.driver_for(record)
             self._require_running(record, driver)
+            record = self._pin_at_first_contact(record, driver)
             with self._session(record, driver) as session:
                 facts = upgrade_engine(session, self._engine_config(record, driver), self.progress)
             record = record.evolve(facts={**record.facts, **_facts_dict(facts)})

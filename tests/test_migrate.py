@@ -516,3 +516,26 @@ def test_a_start_keeps_docker_machines_ca_while_its_certificate_covers_the_addre
     own_ca = (store_root() / "certs" / "ca.pem").read_bytes()
     assert uploads == [own_ca] and FOREIGN_CA not in moved.facts
     assert (store_root() / "machines" / "web" / "ca.pem").read_bytes() == own_ca
+
+
+@pytest.mark.sshd
+def test_upgrade_pins_the_host_key_at_first_contact(tmp_path: Path, dm: DMStore, sshd: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from provision import provisioner
+    from provision.machines import Machines
+
+    key = rsa_key(tmp_path / "keys" / "id_rsa")
+    sshd.authorize(Path(f"{key}.pub").read_text())
+    dm.add("web", "generic", {"IPAddress": "127.0.0.1", "SSHPort": sshd.port}, ssh_key=key)
+    run("migrate", "--from", str(dm.root), check=True)
+    seen: list[str] = []
+
+    def upgrade_engine(session: Any, config: Any, progress: Any) -> Any:  # this host's Docker stays as it is
+        seen.append(session.run(["echo", "reached"]).out.strip())
+        return provisioner.EngineFacts("debian", "12", "Debian 12", "20.10", "overlay2")
+
+    monkeypatch.setattr(provisioner, "upgrade_engine", upgrade_engine)
+    monkeypatch.setattr(Machines, "wait_for_engine", lambda self, info, timeout=0: None)
+    Machines.open().upgrade("web")
+    assert seen == ["reached"]
+    assert record_of("web")["host_key"].split()[:2] == sshd.host_key.split()[:2]
