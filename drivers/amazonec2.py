@@ -26,7 +26,7 @@ from .aws_client import DRIVER, EC2, AWSTarget, connect, ec2_errors, error_code
 from .aws_images import instance_architectures, resolve_image
 from .aws_userdata import merge_user_data, tool_cloud_config
 from .aws_waits import GONE_CODES, delete_security_group, wait_for_instance, wait_for_spot_request
-from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import KEEP_SHARED, Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 
 TAG_MACHINE = "provision-machine"
 TAG_UID = "provision-uid"
@@ -535,13 +535,15 @@ class AmazonEC2Driver(Driver):
     # -- remove ------------------------------------------------------------------------------------
     def remove(self) -> None:
         d = self.ctx.data
-        if not d.get("uid"):
+        if not d.get("uid") and not d.get(KEEP_SHARED):
             return  # create() failed before the first resource: nothing in the account is ours
         ec2 = self._ec2()
         failures: list[str] = []
+        steps = [self._remove_spot_requests, self._remove_instances, self._remove_key_pair]
+        if not d.get(KEEP_SHARED):  # Docker Machine's groups are shared by its other machines
+            steps.append(self._remove_security_group)
         # Each step runs even when an earlier one failed, so one stuck resource does not strand others.
-        for step in (self._remove_spot_requests, self._remove_instances, self._remove_key_pair,
-                     self._remove_security_group):
+        for step in steps:
             try:
                 step(ec2)
             except ProvisionError as exc:
@@ -549,7 +551,7 @@ class AmazonEC2Driver(Driver):
         if failures:
             raise DriverError("Could not remove everything: " + "; ".join(failures), driver=DRIVER,
                               hint="run `provision rm` again; what remains is tagged "
-                                   f"{TAG_UID}={d['uid']}")
+                                   f"{TAG_UID}={d['uid']}" if d.get("uid") else "run `provision rm` again")
 
     def _remove_spot_requests(self, ec2: EC2) -> None:
         import botocore.exceptions
@@ -581,11 +583,13 @@ class AmazonEC2Driver(Driver):
         import botocore.exceptions
 
         d = self.ctx.data
-        with ec2_errors("find the machine's instances", ec2.credential_source):
-            reservations = ec2.client.describe_instances(Filters=[
-                {"Name": f"tag:{TAG_UID}", "Values": [d["uid"]]},
-                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped",
-                                                          "shutting-down"]}])["Reservations"]
+        reservations: list[dict[str, Any]] = []
+        if d.get("uid"):  # a machine migrated from Docker Machine has its instance id only
+            with ec2_errors("find the machine's instances", ec2.credential_source):
+                reservations = ec2.client.describe_instances(Filters=[
+                    {"Name": f"tag:{TAG_UID}", "Values": [d["uid"]]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped",
+                                                              "shutting-down"]}])["Reservations"]
         ids = {i["InstanceId"] for r in reservations for i in r["Instances"]}
         if d.get("instance_id") and d["instance_id"] not in ids:
             # Untagged (tags not yet visible) or already gone: ask about the recorded id itself.

@@ -116,7 +116,9 @@ class GenericDriver(Driver):
 
     def ssh_endpoint(self) -> SSHEndpoint:
         key_file = self.ctx.data.get("ssh_key_file") or self.ctx.ssh_key_path.name
-        return SSHEndpoint(host=self._ip(), port=int(self.ctx.data.get("ssh_port") or 22),
+        # ``ssh_host``: SSH reached elsewhere than the engine (a VirtualBox VM migrated from Docker Machine).
+        host = str(self.ctx.data.get("ssh_host") or self._ip())
+        return SSHEndpoint(host=host, port=int(self.ctx.data.get("ssh_port") or 22),
                            user=str(self.ctx.data.get("ssh_user") or "root"),
                            key_path=self.ctx.machine_dir / key_file)
 

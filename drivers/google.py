@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from provision.errors import DriverError, UsageError
 
-from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import KEEP_SHARED, Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 from .gce_api import DRIVER, ComputeApi, ResourceNotFound, ignore_missing, load_credentials
 
 DEFAULT_IMAGE_PROJECT = "debian-cloud"
@@ -311,7 +311,7 @@ class GoogleDriver(Driver):
                                            timeout=SMALL_TIMEOUT, project=self.project, zone=self.zone,
                                            disk=disk))
             self._forget("boot_disk")
-        if data.get("firewall"):
+        if data.get("firewall") and not data.get(KEEP_SHARED):  # Docker Machine's rule serves all its machines
             rule = data["firewall"]
             self.ctx.progress(f"Deleting firewall rule {rule}")
             ignore_missing(lambda: api.run(f"Deleting firewall rule {rule}", "FirewallsClient", "delete_unary",

@@ -33,6 +33,10 @@ class MachineState(str, enum.Enum):
         return self.value
 
 
+# A ``ctx.data`` flag: the machine came from Docker Machine, whose shared resources (its security group,
+# firewall rule, a key pair the user named) other machines still use; ``remove`` must leave them alone.
+KEEP_SHARED = "keep_shared"
+
 OptionType = type[str] | type[int] | type[bool]
 
 

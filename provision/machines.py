@@ -23,7 +23,7 @@ from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, Mac
 from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
 from .shellenv import override_warnings, url_host
-from .record import CertInfo, EngineSettings, Lifecycle, MachineRecord
+from .record import FOREIGN_CA, MIGRATED_FROM, CertInfo, EngineSettings, Lifecycle, MachineRecord
 from .store import LOCK_TIMEOUT, BrokenEntry, Store
 if TYPE_CHECKING:
     from .provisioner import EngineConfig
@@ -243,6 +243,19 @@ class Machines:
         self.store.save(record)
         return record
 
+    def _pin_at_first_contact(self, record: MachineRecord, driver: Driver) -> MachineRecord:
+        """A migrated machine has no pinned host key: the first SSH contact pins it (the caller holds the
+        machine's lock). Any other machine without one was never contacted and is refused."""
+        if record.host_key:
+            return record
+        if not record.facts.get(MIGRATED_FROM):
+            raise ProvisionError(f'machine "{record.name}" has no pinned host key yet; run `provision provision '
+                                 f'{record.name}` to contact it first')
+        self.progress(f"Pinning the SSH host key of {record.name} at this first contact")
+        endpoint = driver.ssh_endpoint()
+        with self._session(record, driver) as session:
+            return self._pin_host_key(record, session, endpoint)
+
     def _hand_engine_files(self, record: MachineRecord, driver: Driver) -> IssuedCert:
         """Give the driver the engine's files for the machine's first boot; the same certificate is then
         recorded and uploaded by provisioning, which finds it in place."""
@@ -345,6 +358,7 @@ class Machines:
     def reprovision(self, name: str) -> MachineRecord:
         with self.store.edit(name) as record:
             self._require_provisionable(record)
+            self._require_own_ca(record, "re-provisioned")
             driver = self.driver_for(record)
             self._require_running(record, driver)
             record = self._provision(record, driver, first_contact=False)
@@ -360,6 +374,7 @@ class Machines:
             self._require_provisionable(record)
             driver = self.driver_for(record)
             self._require_running(record, driver)
+            record = self._pin_at_first_contact(record, driver)
             with self._session(record, driver) as session:
                 facts = upgrade_engine(session, self._engine_config(record, driver), self.progress)
             record = record.evolve(facts={**record.facts, **_facts_dict(facts)})
@@ -373,29 +388,41 @@ class Machines:
         self.ca.ensure()
         self.ca.regenerate_client()
 
-    def regenerate_certs(self, name: str, client_certs: bool = False) -> MachineRecord:
+    def regenerate_certs(self, name: str, client_certs: bool = False, *, adopt_ca: bool = False) -> MachineRecord:
         """A new server certificate for the machine, and with ``client_certs`` a new client certificate.
 
         Several machines at once: call ``regenerate_client_cert`` once, then this without ``client_certs``
-        for each (every machine copies the store's current client certificate either way)."""
+        for each (every machine copies the store's current client certificate either way), with
+        ``adopt_ca`` when the user asked for client certificates: a machine still on another tool's CA
+        (migrated from Docker Machine) moves to the store's CA only then."""
         from .provisioner import ServerCerts, install_certs
 
         if client_certs:
             self.regenerate_client_cert()
         with self.store.edit(name) as record:
             self._require_provisionable(record)
+            if not (client_certs or adopt_ca):
+                self._require_own_ca(record, "get a new server certificate alone")
             driver = self.driver_for(record)
             self._require_running(record, driver)
+            record = self._pin_at_first_contact(record, driver)
+            self.ca.ensure()
             with self._session(record, driver) as session:
                 record, issued = self._issue_server_cert(record, driver)
                 install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
                               self.progress)
             self._install_client_certs(name)
-            record = record.evolve(url=self._engine_url(record, driver))
+            record = record.evolve(url=self._engine_url(record, driver), facts=_without(record.facts, FOREIGN_CA))
             self.store.save(record)
             self._wait_ready(record, driver)
             self.write_context(record)
             return record
+
+    def _require_own_ca(self, record: MachineRecord, action: str) -> None:
+        if record.facts.get(FOREIGN_CA):
+            raise ProvisionError(f'machine "{record.name}" still trusts {record.facts[FOREIGN_CA]}\'s CA and cannot '
+                             f'{action}; `provision regenerate-certs --client-certs {record.name}` moves it to '
+                             "provision's CA (new server and client certificates)")
 
     def _require_provisionable(self, record: MachineRecord) -> None:
         if not _registry().load(record.driver).capabilities.provisions_engine:
@@ -436,6 +463,10 @@ class Machines:
     def _after_boot(self, record: MachineRecord, driver: Driver) -> MachineRecord:
         """Certificates follow an IP change: a cloud start can hand out a new public address."""
         changed = driver.refresh()
+        if changed and record.facts.get(FOREIGN_CA) and record.server_cert and driver.ip() in record.server_cert.sans:
+            # A migrated machine's first refresh records names Docker Machine never kept; while its own
+            # certificate still covers the address the machine stays on that CA until the user asks.
+            changed = False
         record = record.evolve(driver_data=dict(driver.ctx.data), url=self._engine_url(record, driver))
         self.store.save(record)
         if changed:
@@ -448,6 +479,11 @@ class Machines:
                 record, issued = self._issue_server_cert(record, driver)
                 install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
                               self.progress)
+            if record.facts.get(FOREIGN_CA):  # the engine now trusts the store's CA: so must the client
+                self.progress(f"{record.name} moved from {record.facts[FOREIGN_CA]}'s CA to provision's")
+                self._install_client_certs(record.name)
+                record = record.evolve(facts=_without(record.facts, FOREIGN_CA))
+                self.store.save(record)
             self.write_context(record)
         self._wait_ready(record, driver, max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
         return record
@@ -665,11 +701,11 @@ class Machines:
         driver = self.driver_for(record)
         if not driver.capabilities.ssh:
             raise NotSupported(f'the {record.driver} driver offers no SSH access to "{record.name}"')
-        if not record.host_key:
-            raise ProvisionError(f'machine "{record.name}" has no pinned host key yet; run `provision provision '
-                                 f'{record.name}` to contact it first')
         if driver.state() != MachineState.RUNNING:
             raise HostNotRunning(record.name)
+        if not record.host_key:
+            with self.store.edit(record.name) as record:
+                self._pin_at_first_contact(record, driver)
         return driver.ssh_endpoint(), self.store.machine_dir(record.name) / paths.KNOWN_HOSTS
 
     @contextmanager
@@ -732,6 +768,10 @@ def _facts_dict(facts: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     return asdict(facts)
+
+
+def _without(facts: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in facts.items() if k != key}
 
 
 def _with_storage_driver(engine: EngineSettings, used: str | None) -> EngineSettings:

@@ -15,6 +15,12 @@ from . import __version__
 from .errors import BrokenRecord
 from .paths import RECORD_SCHEMA_VERSION as SCHEMA_VERSION
 
+# Keys of ``MachineRecord.facts`` set by ``provision migrate``: where the machine came from (its host key
+# is pinned at the first SSH contact), and that its engine and client trust another tool's CA, not the
+# store's, until ``regenerate-certs --client-certs`` moves it.
+MIGRATED_FROM = "migrated_from"
+FOREIGN_CA = "foreign_ca"
+
 
 class Lifecycle(str, enum.Enum):
     CREATING = "creating"

@@ -21,3 +21,16 @@ def generate_ed25519(private_path: Path, comment: str) -> str:
     atomic_write(private_path, private, 0o600)
     atomic_write(private_path.with_name(private_path.name + ".pub"), line + "\n", 0o644)
     return line
+
+
+def public_line(private_pem: bytes, comment: str) -> str:
+    """The OpenSSH public key line of a private key (PEM or OpenSSH format, no passphrase)."""
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        key = serialization.load_ssh_private_key(private_pem, password=None)
+    except ValueError:
+        key = serialization.load_pem_private_key(private_pem, password=None)  # type: ignore[assignment]
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,  # type: ignore[union-attr]
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return f"{public} {comment}"

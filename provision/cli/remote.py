@@ -72,4 +72,6 @@ def regenerate_certs(
         raise typer.Exit(1)
     if client_certs:  # once, before fanning out: per-machine threads would each rewrite the shared pair
         service.regenerate_client_cert()
-    for_each(targets, service.regenerate_certs, "Regenerated certificates for")
+    # --client-certs also moves a machine migrated from Docker Machine to provision's CA.
+    for_each(targets, lambda name: service.regenerate_certs(name, adopt_ca=client_certs),
+             "Regenerated certificates for")

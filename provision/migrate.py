@@ -1,0 +1,413 @@
+"""Docker Machine's store (``~/.docker/machine``) made into provision machines, read only (issue 9 §1).
+
+Docker Machine keeps one ``machines/NAME/config.json`` per machine. Its shape changed over four
+``ConfigVersion``s, read here as Docker Machine's own migration reads them:
+
+- 0: the certificate paths sit at the top level (``CaCertPath``, ``ClientCertPath``, ``ClientKeyPath``,
+  ``StorePath`` = the machine's directory); the name is the directory's;
+- 1: they moved into ``HostOptions.AuthOptions`` (the CA key there is ``PrivateKeyPath``); the name is
+  still the directory's and the driver's ``StorePath`` is the machine's directory;
+- 2: ``Name`` is written; ``AuthOptions`` has its current fields (``CertDir``, ``CaPrivateKeyPath``...);
+- 3 (the last): the driver's ``StorePath`` is the store root and its files are under ``machines/NAME/``.
+
+Every path in it is absolute and names wherever the store was when the machine was made; each is read
+from under the store being migrated first (the part after ``/machines/NAME/`` or ``/certs/``), then as
+written. Nothing in that store is ever written.
+
+The engine trusts Docker Machine's CA, so each machine keeps that CA and its client certificate in its own
+directory, marked in the record (``FOREIGN_CA``) until ``regenerate-certs --client-certs`` moves it to
+provision's CA. The host key is unknown: it is pinned at the first SSH contact (``MIGRATED_FROM``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from . import paths
+from .driver import KEEP_SHARED
+from .errors import MachineExists, ProvisionError, StoreError, UsageError
+from .names import validate_machine_name
+from .record import FOREIGN_CA, MIGRATED_FROM, CertInfo, EngineSettings, Lifecycle, MachineRecord
+
+STORAGE_ENV = "MACHINE_STORAGE_PATH"
+CONFIG = "config.json"
+NEWEST_CONFIG_VERSION = 3
+DM_SSH_KEY = "id_rsa"
+# Drivers whose machines keep their lifecycle here: Docker Machine's name → provision's.
+MAPPED = ("generic", "none", "amazonec2", "google")
+
+
+class MigrationError(ProvisionError):
+    """One machine that cannot be migrated; the others go on."""
+
+
+def default_source(environ: dict[str, str]) -> Path:
+    given = environ.get(STORAGE_ENV)
+    if given:
+        return Path(given).expanduser()
+    home = environ.get("HOME") or str(Path.home())
+    return Path(home) / ".docker" / "machine"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one Docker Machine machine: ``target`` is its name here when it was migrated."""
+
+    name: str
+    target: str | None
+    error: str | None = None
+    driver: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Plan:
+    """Everything read from the Docker Machine store for one machine, before anything is written."""
+
+    record: MachineRecord
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# -- reading the store ---------------------------------------------------------------------------
+def list_machines(source: Path) -> list[str]:
+    """The machine names in the store; an unreadable store is one error for the whole command."""
+    machines_dir = source / paths.MACHINES_DIR
+    if not source.is_dir():
+        raise StoreError(f"Docker Machine store {source} does not exist (give --from DIR or set {STORAGE_ENV})")
+    try:
+        return sorted(p.name for p in machines_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(f"cannot read the Docker Machine store {machines_dir}: {exc.strerror}") from exc
+
+
+def read_config(source: Path, name: str) -> dict[str, Any]:
+    path = source / paths.MACHINES_DIR / name / CONFIG
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise MigrationError(f"{path} is missing") from exc
+    except OSError as exc:
+        raise MigrationError(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise MigrationError(f"{path} is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("Driver"), dict):
+        raise MigrationError(f"{path} is not a Docker Machine host config (no Driver object)")
+    version = data.get("ConfigVersion", 0)
+    if not isinstance(version, int) or version < 0:
+        raise MigrationError(f"{path} has an invalid ConfigVersion {version!r}")
+    if version > NEWEST_CONFIG_VERSION:
+        raise MigrationError(f"{path} has ConfigVersion {version}, newer than Docker Machine's last ({NEWEST_CONFIG_VERSION})")
+    if not data.get("DriverName"):
+        raise MigrationError(f"{path} names no DriverName")
+    return data
+
+
+def auth_paths(config: dict[str, Any]) -> dict[str, str]:
+    """The CA certificate, client certificate and key paths, wherever this ConfigVersion keeps them."""
+    keys = ("CaCertPath", "ClientCertPath", "ClientKeyPath", "ServerCertPath", "StorePath")
+    if config.get("ConfigVersion", 0) == 0:
+        source = config
+    else:
+        source = (config.get("HostOptions") or {}).get("AuthOptions") or {}
+    return {k: str(source.get(k) or "") for k in keys}
+
+
+def resolve(source: Path, name: str, recorded: str) -> list[Path]:
+    """Where a recorded path may be now: under ``source`` (after ``/machines/NAME/`` or ``/certs/``),
+    then as written."""
+    if not recorded:
+        return []
+    parts = PurePath(recorded).parts
+    found: list[Path] = []
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index] == paths.MACHINES_DIR and index + 1 < len(parts) and parts[index + 1] == name:
+            found.append(source.joinpath(paths.MACHINES_DIR, name, *parts[index + 2:]))
+            break
+    for index in range(len(parts) - 1, -1, -1):
+        if parts[index] == paths.CERTS_DIR:
+            found.append(source.joinpath(paths.CERTS_DIR, *parts[index + 1:]))
+            break
+    found.append(Path(recorded))
+    return found
+
+
+def _read_first(candidates: list[Path], what: str) -> bytes:
+    for path in candidates:
+        try:
+            if path.is_file():
+                return path.read_bytes()
+        except OSError:
+            continue
+    tried = ", ".join(str(p) for p in dict.fromkeys(candidates)) or "nowhere recorded"
+    raise MigrationError(f"{what} is missing (looked at {tried})")
+
+
+# -- planning one machine ------------------------------------------------------------------------
+def plan(source: Path, name: str, target: str) -> _Plan:
+    config = read_config(source, name)
+    version = int(config.get("ConfigVersion", 0))
+    dm_driver = str(config["DriverName"])
+    driver: dict[str, Any] = config["Driver"]
+    machine_dir = source / paths.MACHINES_DIR / name
+    auth = auth_paths(config)
+
+    files: dict[str, tuple[bytes, int]] = {}
+    # The machine's own copies are what its engine was provisioned with; the AuthOptions paths come next.
+    for filename, key, what, mode in ((paths.CA_CERT, "CaCertPath", "the CA certificate", 0o644),
+                                      (paths.CLIENT_CERT, "ClientCertPath", "the client certificate", 0o644),
+                                      (paths.CLIENT_KEY, "ClientKeyPath", "the client key", 0o600)):
+        candidates = [machine_dir / filename, *resolve(source, name, auth[key])]
+        files[filename] = (_read_first(candidates, what), mode)
+    _check_client_pair(files)
+    server_cert = _server_cert(source, name, machine_dir, auth, files)
+
+    notes: list[str] = []
+    ssh_key = _ssh_key(source, name, driver, machine_dir) if dm_driver != "none" else None
+    mapped, data, options = _map_driver(dm_driver, driver, ssh_key is not None, name)
+    if ssh_key is not None and mapped != "none":
+        private, public = ssh_key
+        files[paths.SSH_KEY] = (private, 0o600)
+        files[paths.SSH_PUBKEY] = (public, 0o644)
+        notes.append(f"its SSH host key will be pinned at the first SSH contact (provision ssh {target})")
+    if dm_driver not in MAPPED:
+        kept = "its engine URL and SSH access are kept" if mapped == "generic" else "its engine URL is kept"
+        notes.append(f"the {dm_driver} driver is not available here: start, stop, kill and removing the "
+                     f"machine itself are lost ({kept}; rm only forgets it)")
+    url = _engine_url(dm_driver, driver)
+    if not url:
+        raise MigrationError("no engine address is recorded (the machine may never have been started)")
+    engine = _engine_settings(config)
+    record = MachineRecord(
+        name=target, driver=mapped, driver_options=options, driver_data=data, engine=engine, url=url,
+        server_cert=server_cert,
+        facts={MIGRATED_FROM: {"name": name, "driver": dm_driver, "config_version": version},
+               FOREIGN_CA: "Docker Machine"})
+    return _Plan(record, files, notes)
+
+
+def _check_client_pair(files: dict[str, tuple[bytes, int]]) -> None:
+    """The CA, client certificate and key must load and belong together: a wrong file is one clear line."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        ca = x509.load_pem_x509_certificate(files[paths.CA_CERT][0])
+        cert = x509.load_pem_x509_certificate(files[paths.CLIENT_CERT][0])
+        key = serialization.load_pem_private_key(files[paths.CLIENT_KEY][0], password=None)
+    except ValueError as exc:
+        raise MigrationError(f"a certificate or key is not valid PEM ({exc})") from exc
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (key.public_key().public_bytes(serialization.Encoding.DER, public)
+            != cert.public_key().public_bytes(serialization.Encoding.DER, public)):
+        raise MigrationError("the client key does not match the client certificate")
+    if cert.issuer != ca.subject:
+        raise MigrationError("the client certificate was not issued by the CA certificate")
+
+
+def _server_cert(source: Path, name: str, machine_dir: Path, auth: dict[str, str],
+                 files: dict[str, tuple[bytes, int]]) -> CertInfo | None:
+    """The engine's certificate, when the store has it: kept for ``inspect`` and the expiry warning."""
+    from .tls import describe_certificate
+
+    recorded = auth.get("ServerCertPath") or ""
+    try:
+        pem = _read_first([machine_dir / paths.SERVER_CERT, *resolve(source, name, recorded)], "server.pem")
+        facts = describe_certificate(pem)
+    except (MigrationError, ValueError):
+        return None  # a `none` machine's engine was never Docker Machine's to provision
+    files[paths.SERVER_CERT] = (pem, 0o644)
+    return CertInfo(str(facts["not_before"]), str(facts["not_after"]), tuple(facts["sans"]),  # type: ignore[arg-type]
+                    str(facts["serial"]))
+
+
+def _ssh_key(source: Path, name: str, driver: dict[str, Any], machine_dir: Path) -> tuple[bytes, bytes] | None:
+    """The machine's private key and its public line, or None when the store has none."""
+    recorded = str(driver.get("SSHKeyPath") or "")
+    candidates = [*resolve(source, name, recorded), machine_dir / DM_SSH_KEY]
+    try:
+        private = _read_first(candidates, "the SSH key")
+    except MigrationError:
+        return None
+    from .sshkeys import public_line
+
+    try:
+        return private, (public_line(private, f"docker-machine-{name}") + "\n").encode()
+    except ValueError as exc:
+        raise MigrationError(f"the SSH key is not a private key provision can read ({exc})") from exc
+
+
+def _ip(driver: dict[str, Any]) -> str:
+    return str(driver.get("IPAddress") or "")
+
+
+def _engine_url(dm_driver: str, driver: dict[str, Any]) -> str | None:
+    if dm_driver == "none":
+        return str(driver.get("URL") or "") or None
+    if dm_driver == "amazonec2" and (driver.get("PrivateIPOnly") or driver.get("UsePrivateIP")):
+        host = str(driver.get("PrivateIPAddress") or "")
+    else:
+        host = _ip(driver)
+    if not host:
+        return None
+    port = int(driver.get("EnginePort") or 2376) if dm_driver == "generic" else 2376
+    return f"tcp://{_url_host(host)}:{port}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _map_driver(dm_driver: str, d: dict[str, Any], has_key: bool,
+                name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Provision's driver, its ``driver_data`` and ``driver_options`` for a Docker Machine driver's JSON."""
+    ssh_port = int(d.get("SSHPort") or 22)
+    if dm_driver == "none":
+        url = _engine_url(dm_driver, d)
+        return "none", {"url": url}, {"url": url}
+    if not has_key and dm_driver in MAPPED:
+        raise MigrationError("its SSH key is missing (no SSHKeyPath file and no id_rsa in the machine directory)")
+    if dm_driver == "amazonec2":
+        if not d.get("InstanceId"):
+            raise MigrationError("no InstanceId is recorded")
+        groups = [*(d.get("SecurityGroupIds") or []), *([d["SecurityGroupId"]] if d.get("SecurityGroupId") else [])]
+        data = {
+            "region": d.get("Region") or None, "endpoint": d.get("Endpoint") or None,
+            "zone": d.get("Zone") or None, "instance_id": d["InstanceId"],
+            "instance_type": d.get("InstanceType") or None, "image_id": d.get("AMI") or None,
+            "vpc_id": d.get("VpcId") or None, "subnet_id": d.get("SubnetId") or None,
+            "key_pair_name": d.get("KeyName") or None,
+            # A key pair the user named (ExistingKey) is theirs; one Docker Machine made is the machine's.
+            "key_pair_owned": bool(d.get("KeyName")) and not d.get("ExistingKey"),
+            "public_ip": _ip(d) or None, "private_ip": d.get("PrivateIPAddress") or None,
+            "use_private": bool(d.get("PrivateIPOnly") or d.get("UsePrivateIP")),
+            "ssh_user": d.get("SSHUser") or "ubuntu", "ssh_port": ssh_port,
+            "docker_machine_security_groups": sorted(set(groups) | set(d.get("SecurityGroupNames") or [])),
+            KEEP_SHARED: True,
+        }
+        return "amazonec2", data, {"amazonec2_region": data["region"]}
+    if dm_driver == "google":
+        if not d.get("Project") or not d.get("Zone"):
+            raise MigrationError("no Project or Zone is recorded")
+        instance = str(d.get("MachineName") or name)
+        internal = bool(d.get("UseInternalIP") or d.get("UseInternalIPOnly"))
+        data = {
+            "project": d["Project"], "zone": d["Zone"], "instance": instance,
+            "ssh_user": d.get("SSHUser") or "docker-user", "use_internal_ip": internal,
+            ("internal_ip" if internal else "external_ip"): _ip(d) or None,
+            # Docker Machine's one firewall rule and tag serve all its machines: recorded, never deleted.
+            "firewall": "docker-machines", "network_tag": "docker-machine", KEEP_SHARED: True,
+        }
+        if not d.get("UseExisting"):
+            data["boot_disk"] = f"{instance}-disk"  # Docker Machine made it with the instance
+        return "google", data, {"google_project": d["Project"], "google_zone": d["Zone"]}
+    if dm_driver != "generic" and not (has_key and _ip(d)):
+        url = _engine_url(dm_driver, d)
+        return "none", {"url": url}, {"url": url}
+    # generic, and any other driver with an address and a key: SSH and the engine, lifecycle left alone.
+    data = {"ip": _ip(d), "ssh_user": d.get("SSHUser") or _default_user(dm_driver), "ssh_port": ssh_port,
+            "engine_port": int(d.get("EnginePort") or 2376) if dm_driver == "generic" else 2376,
+            "ssh_key_file": paths.SSH_KEY}
+    if dm_driver == "virtualbox":
+        data["ssh_host"] = "127.0.0.1"  # VirtualBox forwards SSH from the host's loopback (SSHPort)
+    options = {"generic_ip_address": data["ip"], "generic_ssh_user": data["ssh_user"],
+               "generic_ssh_port": data["ssh_port"], "generic_engine_port": data["engine_port"]}
+    return "generic", data, options
+
+
+def _default_user(dm_driver: str) -> str:
+    return {"virtualbox": "docker", "hyperv": "docker", "vmwarefusion": "docker",
+            "vmwarevsphere": "docker", "digitalocean": "root"}.get(dm_driver, "root")
+
+
+def _engine_settings(config: dict[str, Any]) -> EngineSettings:
+    options = (config.get("HostOptions") or {})
+    engine = options.get("EngineOptions") or {}
+    auth = options.get("AuthOptions") or {}
+
+    def strings(value: Any) -> tuple[str, ...]:
+        return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+    return EngineSettings(
+        install_url=str(engine.get("InstallURL") or "distro"), opts=strings(engine.get("ArbitraryFlags")),
+        labels=strings(engine.get("Labels")), insecure_registries=strings(engine.get("InsecureRegistry")),
+        registry_mirrors=strings(engine.get("RegistryMirror")),
+        storage_driver=str(engine.get("StorageDriver") or "") or None, env=strings(engine.get("Env")),
+        tls_san=strings(auth.get("ServerCertSANs")))
+
+
+# -- writing --------------------------------------------------------------------------------------
+def parse_renames(rules: list[str]) -> dict[str, str]:
+    renames: dict[str, str] = {}
+    for rule in rules:
+        old, sep, new = rule.partition("=")
+        if not sep or not old or not new:
+            raise UsageError(f'--rename takes OLD=NEW, not "{rule}"')
+        renames[old] = validate_machine_name(new)
+    return renames
+
+
+def migrate(machines: Any, source: Path, names: list[str] | None = None,
+            renames: dict[str, str] | None = None) -> list[Outcome]:
+    """Migrate the named machines (all when none are named). Never raises for one machine: each gets an
+    ``Outcome``; only an unreadable store raises."""
+    renames = renames or {}
+    if source.resolve() == machines.store.root.resolve():
+        raise UsageError(f"{source} is provision's own store too; give provision another one "
+                         "(-s DIR or PROVISION_STORAGE_PATH) to migrate into")
+    available = list_machines(source)
+    outcomes: list[Outcome] = []
+    for name in names or available:
+        target = renames.get(name, name)
+        try:
+            if name not in available:
+                raise MigrationError(f"no such machine in {source / paths.MACHINES_DIR}")
+            validate_machine_name(target)
+            if machines.store.exists(target):
+                raise MachineExists(target)
+            planned = plan(source, name, target)
+            _write(machines, planned)
+            outcomes.append(Outcome(name, target, driver=planned.record.driver, notes=tuple(planned.notes)))
+        except MachineExists:
+            outcomes.append(Outcome(name, None, f'Docker machine "{target}" already exists here; skipped '
+                                                f"(--rename {name}=NEW migrates it under another name)"))
+        except ProvisionError as exc:
+            outcomes.append(Outcome(name, None, exc.message))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            outcomes.append(Outcome(name, None, f"{type(exc).__name__}: {exc}"))
+    return outcomes
+
+
+def _write(machines: Any, planned: _Plan) -> None:
+    """Claim the name, write the files and the record, then the docker context; undo it all on failure."""
+    from .names import context_name
+
+    record = planned.record
+    store = machines.store
+    store.claim(record.evolve(lifecycle=Lifecycle.CREATING))
+    context_written = False
+    try:
+        with store.lock(record.name):
+            for filename, (content, mode) in planned.files.items():
+                store.write_file(record.name, filename, content, mode)
+            ready = record.evolve(lifecycle=Lifecycle.READY)
+            store.save(ready)
+            context_written = True
+            machines.write_context(ready)
+    except BaseException:
+        if context_written:
+            machines.docker.remove_context(context_name(record.name), record.name)
+        store.delete(record.name)
+        raise
+
+
+__all__ = ["KEEP_SHARED", "Outcome", "default_source", "migrate", "parse_renames", "plan"]
