@@ -50,5 +50,13 @@ class ImportedDriver(Driver):
         return SSHEndpoint(host=str(ssh["host"]), port=int(ssh["port"]), user=str(ssh["user"]),
                            key_path=self.ctx.ssh_key_path)
 
+    @classmethod
+    def refusal_hint(cls, capability: str) -> str | None:
+        if capability == "ssh":
+            return "it was exported without --with-ssh; ask its owner for an export made with it"
+        if capability == "provisions_engine":
+            return "it was imported: the CA key its engine trusts stays with its owner"
+        return f"it was imported: its owner can {capability} it with their provision"
+
     def extra(self) -> dict[str, Any]:
         return {"origin": self.ctx.data.get(ORIGIN), "ssh": self.ctx.data.get(SSH)}

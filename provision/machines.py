@@ -218,7 +218,7 @@ class Machines:
         from .ssh import RemoteSession
 
         if not driver.capabilities.ssh:
-            raise NotSupported(f'the {record.driver} driver offers no SSH access')
+            raise NotSupported(f'the {record.driver} driver offers no SSH access', hint=driver.refusal_hint("ssh"))
         endpoint = driver.ssh_endpoint()
         timeout = max(timeout, driver.boot_timeout)
         self.progress(f"Waiting for SSH on {endpoint.host}:{endpoint.port}")
@@ -355,9 +355,11 @@ class Machines:
             return record
 
     def _require_provisionable(self, record: MachineRecord) -> None:
-        if not _registry().load(record.driver).capabilities.provisions_engine:
+        driver_cls = _registry().load(record.driver)
+        if not driver_cls.capabilities.provisions_engine:
             raise NotSupported(f'the {record.driver} driver does not provision its engine; '
-                               f'"{record.name}" cannot be re-provisioned or get new certificates here')
+                               f'"{record.name}" cannot be re-provisioned or get new certificates here',
+                               hint=driver_cls.refusal_hint("provisions_engine"))
 
     def _require_running(self, record: MachineRecord, driver: Driver) -> None:
         state = driver.state()
@@ -369,7 +371,8 @@ class Machines:
         with self.store.edit(name) as record:
             driver_cls = _registry().load(record.driver)
             if not getattr(driver_cls.capabilities, action):
-                raise NotSupported(f'the {record.driver} driver cannot {action} machine "{name}"')
+                raise NotSupported(f'the {record.driver} driver cannot {action} machine "{name}"',
+                                   hint=driver_cls.refusal_hint(action))
             keeper = _Keeper(self.store, record)
             driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
             self.progress(f"{action.capitalize()}ing {name}" if action != "stop" else f"Stopping {name}")
@@ -582,7 +585,8 @@ class Machines:
         record = self.get(name)
         driver = self.driver_for(record)
         if not driver.capabilities.ssh:
-            raise NotSupported(f'the {record.driver} driver offers no SSH access to "{record.name}"')
+            raise NotSupported(f'the {record.driver} driver offers no SSH access to "{record.name}"',
+                               hint=driver.refusal_hint("ssh"))
         if not record.host_key:
             raise ProvisionError(f'machine "{record.name}" has no pinned host key yet; run `provision provision '
                                  f'{record.name}` to contact it first')

@@ -115,14 +115,17 @@ def test_round_trip_reaches_the_engine_with_a_new_certificate(owner, teammate, e
     assert rows[0].split()[:4] == ["live", "-", "imported", "Running"] and f"v{engine.version}" in rows[0]
 
     # What the export left out is refused in one line; nothing acts on the owner's machine.
+    provisioning = ('the imported driver does not provision its engine; "live" cannot be re-provisioned or get '
+                    'new certificates here (it was imported: the CA key its engine trusts stays with its owner)')
     refusals = {
-        ("ssh", "live"): 'the imported driver offers no SSH access to "live"',
-        ("stop", "live"): 'the imported driver cannot stop machine "live"',
-        ("start", "live"): 'the imported driver cannot start machine "live"',
-        ("regenerate-certs", "-f", "live"): 'the imported driver does not provision its engine; "live" cannot '
-                                            'be re-provisioned or get new certificates here',
-        ("provision", "live"): 'the imported driver does not provision its engine; "live" cannot be '
-                               're-provisioned or get new certificates here',
+        ("ssh", "live"): 'the imported driver offers no SSH access to "live" (it was exported without --with-ssh; '
+                         'ask its owner for an export made with it)',
+        ("stop", "live"): 'the imported driver cannot stop machine "live" (it was imported: its owner can stop it '
+                          'with their provision)',
+        ("start", "live"): 'the imported driver cannot start machine "live" (it was imported: its owner can start '
+                           'it with their provision)',
+        ("regenerate-certs", "-f", "live"): provisioning,
+        ("provision", "live"): provisioning,
     }
     for command, message in refusals.items():
         assert one_line(run(*command, env=teammate)) == message
