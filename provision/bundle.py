@@ -23,6 +23,7 @@ import json
 import os
 import struct
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -221,18 +222,20 @@ class Sharing:
         with self.store.edit(name) as record:
             self.store.save(record.evolve(exports=(*record.exports, entry)))
 
-    def export_bundle(self, name: str, output: Path | None, passphrase: bytes, *, label: str | None = None,
-                      with_ssh: bool = False) -> ExportResult:
+    def export_bundle(self, name: str, output: Path | None, passphrase: Callable[[], bytes], *,
+                      label: str | None = None, with_ssh: bool = False) -> ExportResult:
+        """``passphrase`` is asked for once the machine, the output file and SSH access are found good."""
         record, url = self._exportable(name)
         label = validate_label(label or default_label(record.name))
         output = output or Path(record.name + BUNDLE_SUFFIX)
         self._check_output(output)
         ssh = self._ssh_access(record) if with_ssh else None
+        secret = check_passphrase(passphrase())
         issued, entry = self._issue(record, label, "bundle", with_ssh)
         bundle = Bundle(machine=record.name, url=url, label=label, exported_at=entry["issued_at"],
                         serial=entry["serial"], ca=self.service.ca.ca_cert_path.read_text(),
                         cert=issued.cert_pem.decode(), key=issued.key_pem.decode(), ssh=ssh)
-        blob = encrypt(json.dumps(bundle.to_dict()).encode(), check_passphrase(passphrase))
+        blob = encrypt(json.dumps(bundle.to_dict()).encode(), secret)
         atomic_write(output, blob, 0o600)
         self._record_export(record.name, entry)
         return ExportResult(output, label, entry["serial"], entry["not_after"], with_ssh, _url_warnings(url))

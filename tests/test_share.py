@@ -267,3 +267,50 @@ def test_a_record_with_exports_round_trips() -> None:
     record = MachineRecord(name="m", driver="none", exports=({"for": "a", "kind": "bundle", "serial": "1f"},))
     assert MachineRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
     assert "exports" not in MachineRecord(name="m", driver="none").to_dict()
+
+
+def _on_a_terminal(argv: list[str], answers: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its controlling terminal, typing ``answers`` at each prompt."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pty is its terminal
+        os.execv(argv[0], argv)
+    output, pending = b"", list(answers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+            if pending and output.endswith(b": "):  # click's hidden prompt: echo is off once ": " is out
+                os.write(fd, pending.pop(0).encode() + b"\n")
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_the_passphrase_is_asked_twice_on_a_terminal(owner, teammate, engine: Engine, tmp_path: Path) -> None:
+    from clirun import provision_bin
+
+    target = tmp_path / "typed.provision"
+    code, output = _on_a_terminal([provision_bin(), "export", "live", "-o", str(target)],
+                                  [PASSPHRASE, PASSPHRASE])
+    assert code == 0, output
+    assert "Repeat for confirmation" in output and PASSPHRASE not in output
+    assert json.loads(decrypt(target.read_bytes(), PASSPHRASE.encode()))["machine"] == "live"
+    # Without a terminal and without --passphrase-file: refused, nothing written.
+    result = run("export", "live", "-o", str(tmp_path / "none"), input="")
+    assert result.returncode == 2 and "--passphrase-file" in result.stderr
+    assert not (tmp_path / "none").exists()
+    # A machine that does not exist is said before any prompt.
+    code, output = _on_a_terminal([provision_bin(), "export", "nosuch", "-o", str(tmp_path / "x")], [])
+    assert code == 1 and "Passphrase" not in output and 'Docker machine "nosuch" does not exist' in output

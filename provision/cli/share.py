@@ -61,8 +61,8 @@ def export(
         result = sharing.export_docker_context(name, output, label=label)
         done = (f'Wrote {result.path} (unencrypted): import it with `docker context import NAME {result.path}`')
     else:
-        passphrase = _passphrase(passphrase_file, confirm=True)
-        result = sharing.export_bundle(name, output, passphrase, label=label, with_ssh=with_ssh)
+        result = sharing.export_bundle(name, output, lambda: _passphrase(passphrase_file, confirm=True),
+                                       label=label, with_ssh=with_ssh)
         done = (f"Wrote {result.path}{' with SSH access' if result.with_ssh else ''}: "
                 f"import it with `provision import {result.path}`")
     for line in result.warnings:
