@@ -48,6 +48,7 @@ MAX_LOG2_N, MAX_R, MAX_P = 20, 16, 4  # a crafted header must not make import us
 PAYLOAD_FORMAT = 1
 MIN_PASSPHRASE = 8
 MAX_LABEL = 64
+MAX_BUNDLE = 1 << 20  # a bundle is a few KiB; anything this large is something else
 DRIVER = "imported"
 BUNDLE_SUFFIX = ".provision"
 DOCKER_CONTEXT_SUFFIX = ".dockercontext"
@@ -279,6 +280,8 @@ class Sharing:
     # -- import ------------------------------------------------------------------------------------
     def read(self, path: Path, passphrase: bytes) -> Bundle:
         try:
+            if path.stat().st_size > MAX_BUNDLE:
+                raise BundleError(f"{path} is not a provision bundle (larger than {MAX_BUNDLE // 1024} KiB)")
             blob = path.read_bytes()
         except OSError as exc:
             raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
@@ -338,6 +341,7 @@ class Sharing:
 def _verify(bundle: Bundle, source: str) -> None:
     """The certificates hang together and the URL is an engine URL, before anything is written."""
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import serialization
 
     from .names import is_machine_name
@@ -348,9 +352,7 @@ def _verify(bundle: Bundle, source: str) -> None:
         cert = x509.load_pem_x509_certificate(bundle.cert.encode())
         key = serialization.load_pem_private_key(bundle.key.encode(), None)
         cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError) as exc:
-        raise damaged from exc
-    except Exception as exc:  # InvalidSignature
+    except (ValueError, TypeError, InvalidSignature) as exc:
         raise damaged from exc
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):

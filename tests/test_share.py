@@ -158,6 +158,12 @@ def test_docker_context_export_imports_into_the_real_docker_cli(owner, teammate,
         names = tar.getnames()
     assert names[0] == "meta.json"
     assert {"tls/docker/ca.pem", "tls/docker/cert.pem", "tls/docker/key.pem"} <= set(names)
+    store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    with tarfile.open(target) as tar:
+        carried = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    for secret in (store / paths.CERTS_DIR / paths.CLIENT_KEY, store / paths.CERTS_DIR / paths.CA_KEY):
+        assert secret.read_bytes().strip() not in carried
+    assert (store / paths.CERTS_DIR / paths.CLIENT_CERT).read_bytes().strip() not in carried
     config = Path(teammate["DOCKER_CONFIG"])
     imported = docker("context", "import", "bobs-engine", str(target), config=config)
     assert imported.returncode == 0, imported.stderr
