@@ -230,3 +230,9 @@ class Driver(ABC):
     def extra(self) -> dict[str, Any]:
         """Driver-specific facts for ``inspect``."""
         return {}
+
+    @classmethod
+    def refusal_hint(cls, capability: str) -> str | None:
+        """Why a machine of this driver lacks ``capability`` (a ``Capabilities`` field), in a few words the
+        core adds to its one-line refusal; None for the core's line alone."""
+        return None

@@ -226,7 +226,7 @@ class Machines:
         from .ssh import RemoteSession
 
         if not driver.capabilities.ssh:
-            raise NotSupported(f'the {record.driver} driver offers no SSH access')
+            raise NotSupported(f'the {record.driver} driver offers no SSH access', hint=driver.refusal_hint("ssh"))
         endpoint = driver.ssh_endpoint()
         timeout = max(timeout, driver.boot_timeout)
         self.progress(f"Waiting for SSH on {endpoint.host}:{endpoint.port}")
@@ -425,9 +425,11 @@ class Machines:
                              "provision's CA (new server and client certificates)")
 
     def _require_provisionable(self, record: MachineRecord) -> None:
-        if not _registry().load(record.driver).capabilities.provisions_engine:
+        driver_cls = _registry().load(record.driver)
+        if not driver_cls.capabilities.provisions_engine:
             raise NotSupported(f'the {record.driver} driver does not provision its engine; '
-                               f'"{record.name}" cannot be re-provisioned or get new certificates here')
+                               f'"{record.name}" cannot be re-provisioned or get new certificates here',
+                               hint=driver_cls.refusal_hint("provisions_engine"))
 
     def _require_running(self, record: MachineRecord, driver: Driver) -> None:
         state = driver.state()
@@ -440,7 +442,8 @@ class Machines:
         # as long as a boot may take, then acts on what that command left: never a half-done state.
         driver_cls = _registry().load(self.store.load(name).driver)
         if not getattr(driver_cls.capabilities, action):
-            raise NotSupported(f'the {driver_cls.name} driver cannot {action} machine "{name}"')
+            raise NotSupported(f'the {driver_cls.name} driver cannot {action} machine "{name}"',
+                               hint=driver_cls.refusal_hint(action))
         if self.store.is_locked(name):
             self.progress(f"Waiting for another provision command on {name} to finish")
         bound = max(LOCK_TIMEOUT, driver_cls.boot_timeout + ENGINE_READY_TIMEOUT)
@@ -700,7 +703,8 @@ class Machines:
         record = self.get(name)
         driver = self.driver_for(record)
         if not driver.capabilities.ssh:
-            raise NotSupported(f'the {record.driver} driver offers no SSH access to "{record.name}"')
+            raise NotSupported(f'the {record.driver} driver offers no SSH access to "{record.name}"',
+                               hint=driver.refusal_hint("ssh"))
         if driver.state() != MachineState.RUNNING:
             raise HostNotRunning(record.name)
         if not record.host_key:

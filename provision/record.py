@@ -98,6 +98,9 @@ class MachineRecord:
     server_cert: CertInfo | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # Client certificates issued from this store for other people (``provision export``), newest last:
+    # what was handed out, to whom, and until when. Never a key.
+    exports: tuple[dict[str, Any], ...] = ()
     schema_version: int = SCHEMA_VERSION
     provision_version: str = __version__
 
@@ -105,7 +108,7 @@ class MachineRecord:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema_version": self.schema_version,
             "provision_version": self.provision_version,
             "name": self.name,
@@ -121,6 +124,9 @@ class MachineRecord:
             "facts": self.facts,
             "error": self.error,
         }
+        if self.exports:  # a record that never had an export keeps the JSON it always had
+            data["exports"] = [dict(e) for e in self.exports]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> MachineRecord:
@@ -148,6 +154,7 @@ class MachineRecord:
                 server_cert=CertInfo.from_dict(cert) if cert else None,
                 facts=dict(data.get("facts") or {}),
                 error=data.get("error"),
+                exports=tuple(dict(e) for e in data.get("exports") or ()),
                 schema_version=version,
                 provision_version=str(data.get("provision_version", "")),
             )

@@ -207,6 +207,16 @@ class CertificateAuthority:
             return (self.ca_cert_path.read_bytes(), self.client_cert_path.read_bytes(),
                     self.client_key_path.read_bytes())
 
+    def issue_client_for(self, label: str) -> IssuedCert:
+        """A new client key and certificate whose subject names ``label`` (an export for a teammate).
+
+        Nothing is written: the key leaves with the export and the store keeps only the owner's pair.
+        The CA must already exist; an export never creates one the engine would not trust."""
+        for required in (self.ca_cert_path, self.dir / paths.CA_KEY):
+            if not required.exists():
+                raise StoreError(f"the store's certificate authority has no {required.name} in {self.dir}")
+        return self._issue(label, (), CLIENT_DAYS, server=False)
+
     def issue_server(self, machine: str, sans: list[str] | tuple[str, ...]) -> IssuedCert:
         self.ensure()
         unique = tuple(dict.fromkeys(s.strip() for s in sans if s and s.strip()))

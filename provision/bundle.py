@@ -1,0 +1,401 @@
+"""Sharing a machine with a teammate (DESIGN §9): ``export`` / ``import`` bundles and docker's own
+context export.
+
+A bundle carries the engine URL, the CA certificate and a client certificate issued for that export
+by the store's CA (never the owner's client key, never the CA key, never a cloud credential), and with
+SSH the machine's key, endpoint and pinned host key. It is encrypted with a passphrase by the
+``cryptography`` package: scrypt derives the key, AES-256-GCM encrypts and authenticates the payload,
+and the header (format version, scrypt parameters, salt, nonce) is authenticated with it.
+
+File layout (all fixed sizes, 64 bytes of header then the ciphertext with its 16-byte tag)::
+
+    magic "PROVISION-BUNDLE" | version | log2(N) | r | p | salt (16) | passphrase check (16) | nonce (12)
+
+The passphrase check is 16 more bytes of the same scrypt output: it tells a wrong passphrase from a
+damaged payload without decrypting anything (a changed salt or scrypt parameter looks like a wrong
+passphrase, and the message says so). Nothing here prints or exits; the CLI does.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from . import paths
+from .errors import MachineExists, NotSupported, ProvisionError, UsageError
+from .fsutil import atomic_write
+from .names import context_name, validate_machine_name
+from .record import Lifecycle, MachineRecord, now_iso
+
+if TYPE_CHECKING:
+    from .machines import Machines
+
+MAGIC = b"PROVISION-BUNDLE"
+VERSION = 1
+_HEADER = struct.Struct(">16sBBBB16s16s12s")
+HEADER_SIZE = _HEADER.size  # 64
+SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P = 15, 8, 1  # 32 MiB of memory, about 0.1 s here
+MAX_LOG2_N, MAX_R, MAX_P = 20, 16, 4  # a crafted header must not make import use gigabytes
+PAYLOAD_FORMAT = 1
+MIN_PASSPHRASE = 8
+MAX_LABEL = 64
+MAX_BUNDLE = 1 << 20  # a bundle is a few KiB; anything this large is something else
+DRIVER = "imported"
+BUNDLE_SUFFIX = ".provision"
+DOCKER_CONTEXT_SUFFIX = ".dockercontext"
+
+
+class BundleError(ProvisionError):
+    """A bundle that cannot be read: wrong passphrase, damaged, or not a bundle at all."""
+
+
+@dataclass(frozen=True)
+class SSHAccess:
+    host: str
+    port: int
+    user: str
+    key: str  # the machine's private key (OpenSSH PEM)
+    host_key: str  # the pinned host key line ("ssh-ed25519 AAAA...")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """What a teammate receives, decrypted."""
+
+    machine: str
+    url: str
+    label: str
+    exported_at: str
+    serial: str
+    ca: str
+    cert: str
+    key: str
+    ssh: SSHAccess | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format": PAYLOAD_FORMAT, "machine": self.machine, "url": self.url,
+                                "for": self.label, "exported_at": self.exported_at, "serial": self.serial,
+                                "ca": self.ca, "cert": self.cert, "key": self.key}
+        if self.ssh is not None:
+            data["ssh"] = {"host": self.ssh.host, "port": self.ssh.port, "user": self.ssh.user,
+                           "key": self.ssh.key, "host_key": self.ssh.host_key}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> Bundle:
+        bad = BundleError(f"{source} decrypted but its contents are not a provision bundle this version reads")
+        if not isinstance(data, dict) or data.get("format") != PAYLOAD_FORMAT:
+            raise bad
+        try:
+            ssh = data.get("ssh")
+            return cls(
+                machine=_text(data["machine"]), url=_text(data["url"]), label=_text(data["for"]),
+                exported_at=_text(data["exported_at"]), serial=_text(data["serial"]), ca=_text(data["ca"]),
+                cert=_text(data["cert"]), key=_text(data["key"]),
+                ssh=None if ssh is None else SSHAccess(_text(ssh["host"]), int(ssh["port"]), _text(ssh["user"]),
+                                                       _text(ssh["key"]), _text(ssh["host_key"])))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad from exc
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    label: str
+    serial: str
+    not_after: str
+    with_ssh: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+# -- encryption ------------------------------------------------------------------------------------
+
+def _derive(passphrase: bytes, salt: bytes, log2_n: int, r: int, p: int) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+    out = Scrypt(salt=salt, length=48, n=1 << log2_n, r=r, p=p).derive(passphrase)
+    return out[:32], out[32:]
+
+
+def encrypt(payload: bytes, passphrase: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key, check = _derive(passphrase, salt, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P)
+    header = _HEADER.pack(MAGIC, VERSION, SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P, salt, check, nonce)
+    return header + AESGCM(key).encrypt(nonce, payload, header)
+
+
+def decrypt(blob: bytes, passphrase: bytes, source: str = "the bundle") -> bytes:
+    import hmac
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(blob) < len(MAGIC) or blob[:len(MAGIC)] != MAGIC:
+        raise BundleError(f"{source} is not a provision bundle")
+    if len(blob) < HEADER_SIZE + 16:
+        raise BundleError(f"{source} is truncated")
+    header = blob[:HEADER_SIZE]
+    _, version, log2_n, r, p, salt, check, nonce = _HEADER.unpack(header)
+    if version != VERSION:
+        raise BundleError(f"{source} is a version {version} bundle; this provision reads version {VERSION}"
+                          + ("; upgrade provision" if version > VERSION else ""))
+    if not (10 <= log2_n <= MAX_LOG2_N and 1 <= r <= MAX_R and 1 <= p <= MAX_P):
+        raise BundleError(f"{source} is damaged (its key-derivation parameters are out of range)")
+    key, expected = _derive(passphrase, salt, log2_n, r, p)
+    if not hmac.compare_digest(check, expected):
+        raise BundleError(f"wrong passphrase for {source} (or its header was changed)")
+    try:
+        return AESGCM(key).decrypt(nonce, blob[HEADER_SIZE:], header)
+    except InvalidTag as exc:
+        raise BundleError(f"{source} is damaged: truncated or changed after export") from exc
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+def default_label(name: str) -> str:
+    return f"{name} export {datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def validate_label(label: str) -> str:
+    label = label.strip()
+    if not label or len(label) > MAX_LABEL or not label.isprintable():
+        raise UsageError(f"--for wants a label of 1 to {MAX_LABEL} printable characters, not {label!r}")
+    return label
+
+
+def check_passphrase(passphrase: bytes) -> bytes:
+    if len(passphrase) < MIN_PASSPHRASE:
+        raise UsageError(f"the passphrase is too short: use at least {MIN_PASSPHRASE} characters")
+    return passphrase
+
+
+class Sharing:
+    """Export and import over a ``Machines`` service (its store, CA and docker config)."""
+
+    def __init__(self, service: Machines) -> None:
+        self.service = service
+        self.store = service.store
+
+    def _check_output(self, output: Path) -> None:
+        if output.exists():
+            raise ProvisionError(f"{output} already exists; remove it or choose another file with -o")
+        if not output.parent.is_dir():
+            raise ProvisionError(f"cannot write {output}: {output.parent} is not a directory")
+
+    def _exportable(self, name: str) -> tuple[MachineRecord, str]:
+        record = self.service.get(name)
+        if record.lifecycle != Lifecycle.READY:
+            raise ProvisionError(f'machine "{record.name}" is not ready ({record.lifecycle}); see `provision ls`')
+        url = self.service.connection(record).url  # "Host is not running" without a URL
+        machine_ca = self.store.machine_dir(record.name) / paths.CA_CERT
+        store_ca = self.service.ca.ca_cert_path
+        if not store_ca.exists() or not machine_ca.exists() or machine_ca.read_bytes() != store_ca.read_bytes():
+            raise NotSupported(
+                f'machine "{record.name}" trusts a CA whose key this store does not hold (an imported or '
+                "migrated machine): only its owner can issue certificates for it")
+        return record, url
+
+    def _issue(self, record: MachineRecord, label: str, kind: str, with_ssh: bool) -> tuple[Any, dict[str, Any]]:
+        issued = self.service.ca.issue_client_for(label)
+        entry = {"for": label, "kind": kind, "serial": format(issued.serial, "x"),
+                 "issued_at": now_iso(), "not_after": issued.not_after.replace(microsecond=0).isoformat(),
+                 "with_ssh": with_ssh}
+        return issued, entry
+
+    def _record_export(self, name: str, entry: dict[str, Any]) -> None:
+        with self.store.edit(name) as record:
+            self.store.save(record.evolve(exports=(*record.exports, entry)))
+
+    def export_bundle(self, name: str, output: Path | None, passphrase: Callable[[], bytes], *,
+                      label: str | None = None, with_ssh: bool = False) -> ExportResult:
+        """``passphrase`` is asked for once the machine, the output file and SSH access are found good."""
+        record, url = self._exportable(name)
+        label = validate_label(label or default_label(record.name))
+        output = output or Path(record.name + BUNDLE_SUFFIX)
+        self._check_output(output)
+        ssh = self._ssh_access(record) if with_ssh else None
+        secret = check_passphrase(passphrase())
+        issued, entry = self._issue(record, label, "bundle", with_ssh)
+        bundle = Bundle(machine=record.name, url=url, label=label, exported_at=entry["issued_at"],
+                        serial=entry["serial"], ca=self.service.ca.ca_cert_path.read_text(),
+                        cert=issued.cert_pem.decode(), key=issued.key_pem.decode(), ssh=ssh)
+        blob = encrypt(json.dumps(bundle.to_dict()).encode(), secret)
+        atomic_write(output, blob, 0o600)
+        self._record_export(record.name, entry)
+        return ExportResult(output, label, entry["serial"], entry["not_after"], with_ssh, _url_warnings(url))
+
+    def _ssh_access(self, record: MachineRecord) -> SSHAccess:
+        driver = self.service.driver_for(record)
+        if not driver.capabilities.ssh:
+            raise NotSupported(f'the {record.driver} driver offers no SSH access to "{record.name}"; '
+                               "export it without --with-ssh")
+        if not record.host_key:
+            raise ProvisionError(f'machine "{record.name}" has no pinned host key yet; run `provision provision '
+                                 f'{record.name}` to contact it first')
+        endpoint = driver.ssh_endpoint()
+        try:
+            key = endpoint.key_path.read_text()
+        except OSError as exc:
+            raise ProvisionError(f'cannot read the SSH key of "{record.name}" ({endpoint.key_path}): '
+                                 f"{exc.strerror}") from exc
+        return SSHAccess(endpoint.host, endpoint.port, endpoint.user, key, record.host_key)
+
+    def export_docker_context(self, name: str, output: Path | None, *, label: str | None = None) -> ExportResult:
+        """docker's own ``docker context export`` format: a tar holding meta.json and tls/docker/*.pem.
+
+        Unencrypted, as docker's format is: the file holds a client key."""
+        record, url = self._exportable(name)
+        label = validate_label(label or default_label(record.name))
+        output = output or Path(record.name + DOCKER_CONTEXT_SUFFIX)
+        self._check_output(output)
+        issued, entry = self._issue(record, label, "docker-context", False)
+        meta = {"Name": context_name(record.name),
+                "Metadata": {"Description": f"provision machine {record.name}, shared for {label}"},
+                "Endpoints": {"docker": {"Host": url, "SkipTLSVerify": False}}}
+        files = [("meta.json", json.dumps(meta).encode(), 0o644),
+                 ("tls/docker/ca.pem", self.service.ca.ca_cert_path.read_bytes(), 0o600),
+                 ("tls/docker/cert.pem", issued.cert_pem, 0o600),
+                 ("tls/docker/key.pem", issued.key_pem, 0o600)]
+        atomic_write(output, _tar(files), 0o600)
+        self._record_export(record.name, entry)
+        return ExportResult(output, label, entry["serial"], entry["not_after"], False, _url_warnings(url))
+
+    # -- import ------------------------------------------------------------------------------------
+    def read(self, path: Path, passphrase: bytes) -> Bundle:
+        try:
+            if path.stat().st_size > MAX_BUNDLE:
+                raise BundleError(f"{path} is not a provision bundle (larger than {MAX_BUNDLE // 1024} KiB)")
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
+        payload = decrypt(blob, passphrase, str(path))
+        try:
+            data = json.loads(payload)
+        except ValueError as exc:
+            raise BundleError(f"{path} decrypted but does not hold a provision bundle") from exc
+        bundle = Bundle.from_dict(data, str(path))
+        _verify(bundle, str(path))
+        return bundle
+
+    def import_bundle(self, bundle: Bundle, name: str | None = None) -> MachineRecord:
+        """A new machine in this store (driver ``imported``): record, certificates, SSH files, context.
+
+        Everything is checked before anything is written; a failure part way removes what was written."""
+        name = validate_machine_name(name or bundle.machine)
+        if self.store.exists(name):
+            clash = MachineExists(name)
+            clash.hint = "import it under another name with --name"
+            raise clash
+        context = context_name(name)
+        if self.service.docker.read_context(context) is not None and self.service.docker.owner(context) != name:
+            raise ProvisionError(f'docker context "{context}" already exists and was not created by provision; '
+                                 "import under another name with --name")
+        from provision_drivers.imported import ORIGIN, SSH
+
+        data: dict[str, Any] = {"url": bundle.url, ORIGIN: {"machine": bundle.machine, "for": bundle.label,
+                                                             "exported_at": bundle.exported_at,
+                                                             "serial": bundle.serial}}
+        if bundle.ssh is not None:
+            data[SSH] = {"host": bundle.ssh.host, "port": bundle.ssh.port, "user": bundle.ssh.user}
+        record = MachineRecord(name=name, driver=DRIVER, lifecycle=Lifecycle.CREATING, driver_data=data,
+                               url=bundle.url, host_key=bundle.ssh.host_key if bundle.ssh else None)
+        self.store.claim(record)  # refuses a name taken since the check above
+        try:
+            with self.store.lock(name):
+                self.store.write_file(name, paths.CA_CERT, bundle.ca, 0o644)
+                self.store.write_file(name, paths.CLIENT_CERT, bundle.cert, 0o644)
+                self.store.write_file(name, paths.CLIENT_KEY, bundle.key, 0o600)
+                if bundle.ssh is not None:
+                    from .ssh import known_hosts_line
+
+                    self.store.write_file(name, paths.SSH_KEY, bundle.ssh.key, 0o600)
+                    self.store.write_file(name, paths.KNOWN_HOSTS, known_hosts_line(
+                        bundle.ssh.host, bundle.ssh.port, bundle.ssh.host_key) + "\n", 0o600)
+                record = record.evolve(lifecycle=Lifecycle.READY)
+                self.service.write_context(record)
+                self.store.save(record)
+        except BaseException:
+            self.service.docker.remove_context(context, name)
+            self.store.delete(name)
+            raise
+        return record
+
+
+def _verify(bundle: Bundle, source: str) -> None:
+    """The certificates hang together and the URL is an engine URL, before anything is written."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+
+    from .names import is_machine_name
+
+    damaged = BundleError(f"{source} decrypted but its certificates do not fit together")
+    try:
+        ca = x509.load_pem_x509_certificate(bundle.ca.encode())
+        cert = x509.load_pem_x509_certificate(bundle.cert.encode())
+        key = serialization.load_pem_private_key(bundle.key.encode(), None)
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise damaged from exc
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        raise damaged
+    parts = urlsplit(bundle.url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "tcp" or not parts.hostname or not port:
+        raise BundleError(f"{source} names an engine URL provision cannot use: {bundle.url!r}")
+    if not is_machine_name(bundle.machine):
+        raise BundleError(f"{source} names an invalid machine {bundle.machine!r}")
+    if bundle.ssh is not None and (not bundle.ssh.host or not 0 < bundle.ssh.port < 65536
+                                   or len(bundle.ssh.host_key.split()) < 2):
+        raise BundleError(f"{source} carries SSH access provision cannot use")
+
+
+def _url_warnings(url: str) -> list[str]:
+    import ipaddress
+
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return [f"the engine URL {url} is on this computer only; a teammate elsewhere cannot reach it"]
+    return []
+
+
+def _tar(files: list[tuple[str, bytes, int]]) -> bytes:
+    """meta.json, then the tls directories and files, as ``docker context export`` lays them out."""
+    buffer = io.BytesIO()
+    mtime = int(datetime.now(timezone.utc).timestamp())
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data, mode in files:
+            for directory in ("tls", "tls/docker"):
+                if name.startswith(directory + "/") and directory not in tar.getnames():
+                    info = tarfile.TarInfo(directory)
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, mtime
+                    tar.addfile(info)
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, mtime
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
