@@ -545,12 +545,15 @@ def test_auto_accelerator_ends_with_a_guest_that_runs(tmp_path: Path, monkeypatc
         driver.create()
         if ctx.data["accel"] == "tcg":  # this host: KVM hangs the guest or makes QEMU abort
             assert any(why in ctx.data["accel_fallback"] for why in ("serial console", "failed to start", "exited"))
-        deadline = time.monotonic() + 180
-        while qemu.KERNEL_BANNER not in (driver.boot_log() or "") and time.monotonic() < deadline:
-            time.sleep(1)
-        assert qemu.KERNEL_BANNER in (driver.boot_log() or "")
+        assert_guest_kernel_runs(driver)
     finally:
         driver.remove()
+
+
+def assert_guest_kernel_runs(driver: LocalDriver, within: float = 180.0) -> None:
+    from provision.waiting import until
+
+    assert until(lambda: qemu.KERNEL_BANNER in (driver.boot_log() or ""), timeout=within), driver.boot_log()
 
 
 # A real QEMU first on PATH that fails under -accel kvm as QEMU does on some nested hosts, and runs the
@@ -599,10 +602,7 @@ def test_auto_falls_back_to_tcg_when_qemu_dies_under_kvm(mode: str, reason: str,
         assert reason in ctx.data["accel_fallback"]
         assert any(reason in line and "falling back to tcg" in line for line in progress)
         assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
-        deadline = time.monotonic() + 180
-        while qemu.KERNEL_BANNER not in (driver.boot_log() or "") and time.monotonic() < deadline:
-            time.sleep(1)
-        assert qemu.KERNEL_BANNER in (driver.boot_log() or "")
+        assert_guest_kernel_runs(driver)
     finally:
         driver.remove()
     assert not qemu_running_for(tmp_path / mode / "disk.qcow2")
