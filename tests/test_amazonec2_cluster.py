@@ -192,3 +192,39 @@ def test_a_same_named_group_that_is_not_the_clusters_is_refused_untouched(aws: A
     driver.remove()
     assert leftovers(ec2_client) == {"security_groups": [theirs]}
     assert ec2_client.describe_security_groups(GroupIds=[theirs])["SecurityGroups"][0]["IpPermissions"] == []
+
+
+def test_interrupted_cluster_create_at_every_checkpoint_rolls_back(aws: Any, ec2_client: Any,
+                                                                   tmp_path: Path) -> None:
+    """A crash at any checkpoint of a member's create: the core's leave_cluster(last=True) and remove()
+    find everything, the cluster group included, by the record or by the cluster's name."""
+    probe = member(tmp_path, "probe")
+    checkpoints = 0
+
+    def counting() -> None:
+        nonlocal checkpoints
+        checkpoints += 1
+
+    probe.ctx.checkpoint = counting
+    probe.create()
+    probe.ctx.checkpoint = lambda: None
+    probe.leave_cluster("web", last=True)
+    probe.remove()
+    assert leftovers(ec2_client) == {} and checkpoints >= 6
+    for n in range(1, checkpoints + 1):
+        driver = member(tmp_path, f"m{n}")
+        calls = 0
+
+        def failing() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == n:
+                raise KeyboardInterrupt(f"injected at checkpoint {n}")
+
+        driver.ctx.checkpoint = failing
+        with pytest.raises(KeyboardInterrupt):
+            driver.create()
+        driver.ctx.checkpoint = lambda: None
+        driver.leave_cluster("web", last=True)
+        driver.remove()
+        assert leftovers(ec2_client) == {}, f"interrupted at checkpoint {n} of {checkpoints}"

@@ -4,6 +4,7 @@ from the cluster's network tag to the same tag, created with the first member an
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,28 @@ def test_cluster_names_that_are_not_labels(gce: GCE, tmp_path: Path) -> None:
     driver.leave_cluster("Web.Prod", last=True)
     driver.remove()
     assert gce.fake.firewall("test-project", tag) is None
+
+
+def test_an_interrupt_at_every_checkpoint_of_a_member_is_cleaned_up(gce: GCE, tmp_path: Path) -> None:
+    baseline = gce.fake.resources()
+    for n in itertools.count(1):
+        driver = member(gce, tmp_path, f"int{n}", interrupt_at=n)
+        try:
+            driver.create()
+        except KeyboardInterrupt:
+            pass
+        else:
+            break
+        # Rebuilt from what was persisted up to the interrupt, as the core's rollback would be.
+        later = reopen(driver)
+        later.leave_cluster("web", last=True)
+        later.remove()
+        assert gce.fake.resources() == baseline, f"interrupted at checkpoint {n}"
+    snapshots = driver.ctx.checkpoint.snapshots
+    # The rule's name is on record before the rule can exist, and before the instance that carries its tag.
+    first_rule = next(i for i, s in enumerate(snapshots) if s.get("cluster_rules", {}).get("web") == TAG)
+    assert first_rule < next(i for i, s in enumerate(snapshots) if "instance" in s)
+    driver.ctx.checkpoint.interrupt_at = None
+    driver.leave_cluster("web", last=True)
+    driver.remove()
+    assert gce.fake.resources() == baseline
