@@ -437,9 +437,9 @@ class AmazonEC2Driver(Driver):
         return group_id
 
     def join_cluster(self, cluster: str) -> None:
+        instance_id = self._instance_id()
         ec2 = self._ec2()
-        group_id = self._ensure_cluster_group(ec2, cluster)
-        set_member(ec2, self._instance_id(), group_id, member=True)
+        set_member(ec2, instance_id, self._ensure_cluster_group(ec2, cluster), member=True)
 
     def leave_cluster(self, cluster: str, *, last: bool) -> None:
         d = self.ctx.data
