@@ -10,6 +10,10 @@ The security groups the user names are attached as they are; the ingress this to
 engine port, --amazonec2-open-port, from --amazonec2-allowed-cidr) goes only into the machine's own
 group. Docker Machine instead opened 2376 to the world on every listed group and never deleted its
 own group.
+
+A machine in a cluster also carries the cluster's shared group (``aws_cluster``), which admits the
+swarm ports from its members only. ``remove()`` never deletes it: ``leave_cluster(last=True)`` does,
+when the core says no other member remains.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 from provision.errors import DriverError, ProvisionError, TimeoutExpired, UsageError
 
 from .aws_client import DRIVER, EC2, AWSTarget, connect, ec2_errors, error_code
+from .aws_cluster import ensure_group, find_group, other_members, set_member
 from .aws_images import instance_architectures, resolve_image
 from .aws_userdata import merge_user_data, tool_cloud_config
 from .aws_waits import GONE_CODES, delete_security_group, wait_for_instance, wait_for_spot_request
@@ -130,7 +135,7 @@ class AmazonEC2Driver(Driver):
     description = "Amazon Web Services EC2 instance"
     options = OPTIONS
     capabilities = Capabilities(provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True,
-                                keys_at_boot=True)
+                                keys_at_boot=True, cluster=True)
     requires = ("boto3",)
 
     # -- options and connection -------------------------------------------------------------------
@@ -170,6 +175,8 @@ class AmazonEC2Driver(Driver):
 
         self._create_key_pair(ec2, plan)
         self._create_security_group(ec2, plan)
+        if self.ctx.cluster:
+            plan["cluster_groups"] = [self._ensure_cluster_group(ec2, self.ctx.cluster)]
         if plan["spot"]:
             self._launch_spot(ec2, plan)
         else:
@@ -354,7 +361,7 @@ class AmazonEC2Driver(Driver):
         return spec
 
     def _groups(self, plan: dict[str, Any]) -> list[str]:
-        return [self.ctx.data["security_group_id"], *plan["extra_groups"]]
+        return [self.ctx.data["security_group_id"], *plan["extra_groups"], *plan.get("cluster_groups", [])]
 
     def _launch(self, ec2: EC2, plan: dict[str, Any]) -> None:
         client, src = ec2.client, ec2.credential_source
@@ -409,6 +416,52 @@ class AmazonEC2Driver(Driver):
                 # Some EC2-compatible endpoints (moto among them) ignore the launch specification's
                 # network interface and start the instance in the default group.
                 client.modify_instance_attribute(InstanceId=instance_id, Groups=self._groups(plan))
+
+    # -- clusters ----------------------------------------------------------------------------------
+    def cluster_address(self) -> str:
+        address = self.ctx.data.get("private_ip")
+        if not address:
+            raise DriverError(f'Machine "{self.ctx.machine_name}" has no private address recorded', driver=DRIVER)
+        return str(address)
+
+    def _ensure_cluster_group(self, ec2: EC2, cluster: str) -> str:
+        d = self.ctx.data
+        # Recorded before the group may exist: leave_cluster finds it by the cluster's name if the id never
+        # came back.
+        groups = dict(d.get("cluster_groups") or {})
+        groups.setdefault(cluster, None)
+        self._save(cluster_groups=groups)
+        self.ctx.progress(f"Opening the swarm ports between the members of cluster {cluster}")
+        group_id = ensure_group(ec2, cluster, d["vpc_id"], parse_tags(self._opt("tags")))
+        self._save(cluster_groups={**d["cluster_groups"], cluster: group_id})
+        return group_id
+
+    def join_cluster(self, cluster: str) -> None:
+        instance_id = self._instance_id()
+        ec2 = self._ec2()
+        set_member(ec2, instance_id, self._ensure_cluster_group(ec2, cluster), member=True)
+
+    def leave_cluster(self, cluster: str, *, last: bool) -> None:
+        d = self.ctx.data
+        if not d.get("vpc_id"):
+            return  # create() failed before it knew its network: it never joined anything
+        ec2 = self._ec2()
+        group_id = (d.get("cluster_groups") or {}).get(cluster)
+        if not group_id:
+            group = find_group(ec2, cluster, d["vpc_id"], refuse=False)
+            group_id = group["GroupId"] if group else None
+        if group_id:
+            if d.get("instance_id"):
+                set_member(ec2, d["instance_id"], group_id, member=False)
+            if last:
+                others = other_members(ec2, group_id, d.get("instance_id"))
+                if others:
+                    # The core counts the members it knows; EC2 knows of more (another store's machines).
+                    self.ctx.progress(f"Keeping security group {group_id}: still used by {', '.join(others)}")
+                else:
+                    self.ctx.progress(f"Deleting security group {group_id}")
+                    delete_security_group(ec2, group_id)
+        self._save(cluster_groups={k: v for k, v in (d.get("cluster_groups") or {}).items() if k != cluster})
 
     # -- addresses ---------------------------------------------------------------------------------
     def _describe(self, client: Any, src: str) -> dict[str, Any]:
@@ -468,7 +521,8 @@ class AmazonEC2Driver(Driver):
     def extra(self) -> dict[str, Any]:
         d = self.ctx.data
         keys = ("region", "zone", "instance_id", "instance_type", "image_id", "image_name", "spot_request_id",
-                "security_group_id", "key_pair_name", "vpc_id", "subnet_id", "public_dns", "private_dns")
+                "security_group_id", "key_pair_name", "vpc_id", "subnet_id", "public_dns", "private_dns",
+                "cluster_groups")
         return {k: d[k] for k in keys if d.get(k)}
 
     def boot_log(self) -> str | None:

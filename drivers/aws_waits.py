@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from provision import waiting
 from provision.errors import DriverError, TimeoutExpired
 
@@ -31,23 +33,28 @@ DEAD_ENDS = {
 POLL_FIRST, POLL_MAX = 1.0, 5.0
 
 
-def wait_for_instance(ec2: EC2, instance_id: str, wanted: str, timeout: float) -> None:
+def describe_instance(ec2: EC2, instance_id: str) -> dict[str, Any] | None:
+    """The instance as DescribeInstances shows it, or None when EC2 does not know it (any more, or yet)."""
     import botocore.exceptions
 
+    with ec2_errors(f"read the state of instance {instance_id}", ec2.credential_source):
+        try:
+            reservations = ec2.client.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) not in GONE_CODES:
+                raise
+            return None
+    return reservations[0]["Instances"][0] if reservations else None
+
+
+def wait_for_instance(ec2: EC2, instance_id: str, wanted: str, timeout: float) -> None:
     def reached() -> bool:
-        with ec2_errors(f"read the state of instance {instance_id}", ec2.credential_source):
-            try:
-                reservations = ec2.client.describe_instances(InstanceIds=[instance_id])["Reservations"]
-            except botocore.exceptions.ClientError as exc:
-                if error_code(exc) not in GONE_CODES:
-                    raise
-                # Gone is what "terminated" wants; right after launch it is EC2's eventual consistency.
-                reservations = []
-        if not reservations:
+        vm = describe_instance(ec2, instance_id)
+        if vm is None:
+            # Gone is what "terminated" wants; right after launch it is EC2's eventual consistency.
             if wanted == "terminated":
                 return True
             raise waiting.NotYet("not found")
-        vm = reservations[0]["Instances"][0]
         state = vm["State"]["Name"]
         if state in DEAD_ENDS[wanted]:
             reason = vm.get("StateReason", {}).get("Message") or vm.get("StateTransitionReason") or "no reason given"

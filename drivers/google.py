@@ -26,7 +26,8 @@ from typing import Any, ClassVar
 from provision.errors import DriverError, UsageError
 
 from provision.driver import KEEP_SHARED, Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
-from .gce_api import DRIVER, ComputeApi, ResourceNotFound, ignore_missing, load_credentials
+from .clusters import cluster_label, swarm_ports_by_protocol
+from .gce_api import DRIVER, ComputeApi, ResourceNotFound, ignore_missing, last_segment, load_credentials
 
 DEFAULT_IMAGE_PROJECT = "debian-cloud"
 DEFAULT_IMAGE_FAMILY = "debian-12"
@@ -149,7 +150,8 @@ class GoogleDriver(Driver):
     description: ClassVar[str] = "Google Compute Engine instance (Application Default Credentials)"
     options: ClassVar[tuple[OptionSpec, ...]] = OPTIONS
     capabilities: ClassVar[Capabilities] = Capabilities(
-        provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True, keys_at_boot=True)
+        provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True, keys_at_boot=True,
+        cluster=True)
     requires: ClassVar[tuple[str, ...]] = ("google-cloud-compute", "google-auth")
 
     # -- settings --------------------------------------------------------------------------------
@@ -201,6 +203,8 @@ class GoogleDriver(Driver):
         nat_ip = self._resolve_address(api)
 
         self._create_firewall(api, name, allowed)
+        if self.ctx.cluster:
+            self._ensure_cluster_rule(api, self.ctx.cluster)
         self._create_instance(api, name, image, nat_ip, public_key)
         self.refresh(api)
 
@@ -272,7 +276,9 @@ class GoogleDriver(Driver):
             description=f"provision machine {self.ctx.machine_name}",
             machine_type=f"zones/{zone}/machineTypes/{opt('google_machine_type')}",
             labels=labels,
-            tags=compute_v1.Tags(items=[self.ctx.data["network_tag"], *_split(opt("google_tags"))]),
+            tags=compute_v1.Tags(items=list(dict.fromkeys([
+                self.ctx.data["network_tag"], *_split(opt("google_tags")),
+                *([cluster_label(self.ctx.cluster)] if self.ctx.cluster else [])]))),
             disks=[compute_v1.AttachedDisk(
                 boot=True, auto_delete=True,
                 initialize_params=compute_v1.AttachedDiskInitializeParams(
@@ -317,6 +323,98 @@ class GoogleDriver(Driver):
             ignore_missing(lambda: api.run(f"Deleting firewall rule {rule}", "FirewallsClient", "delete_unary",
                                            timeout=SMALL_TIMEOUT, project=self.project, firewall=rule))
             self._forget("firewall", "network_tag")
+
+    # -- clusters --------------------------------------------------------------------------------
+    # A cluster's door is one firewall rule, ``provision-cluster-<cluster>``, admitting the swarm ports
+    # from instances carrying the network tag of the same name to instances carrying it: no source
+    # range, so nothing outside the cluster is admitted. Members carry the tag; the rule goes with the
+    # last member (the core decides which one is last).
+    def cluster_address(self) -> str:
+        address = self.ctx.data.get("internal_ip")
+        if not address:
+            raise DriverError(f'Machine "{self.ctx.machine_name}" has no internal IP recorded', driver=DRIVER)
+        return str(address)
+
+    def join_cluster(self, cluster: str) -> None:
+        api = self._api()
+        self._ensure_cluster_rule(api, cluster)
+        self._set_tag(api, cluster_label(cluster), present=True)
+
+    def leave_cluster(self, cluster: str, *, last: bool) -> None:
+        tag = cluster_label(cluster)
+        api = self._api()
+        if self.ctx.data.get("instance"):
+            try:
+                self._set_tag(api, tag, present=False)
+            except ResourceNotFound:
+                pass  # the instance is gone, and its tag with it
+        if last:
+            self.ctx.progress(f"Deleting firewall rule {tag}")
+            ignore_missing(lambda: api.run(f"Deleting firewall rule {tag}", "FirewallsClient", "delete_unary",
+                                           timeout=SMALL_TIMEOUT, project=self.project, firewall=tag))
+        rules = {k: v for k, v in (self.ctx.data.get("cluster_rules") or {}).items() if k != cluster}
+        self._save(cluster_rules=rules)
+
+    def _ensure_cluster_rule(self, api: ComputeApi, cluster: str) -> None:
+        from google.api_core import exceptions as api_exceptions
+        from google.cloud import compute_v1
+
+        rule = cluster_label(cluster)
+        network = self.ctx.option("google_network")
+        # Recorded before the call: the name is all that leave_cluster needs to find it again.
+        self._save(cluster_rules={**(self.ctx.data.get("cluster_rules") or {}), cluster: rule})
+        firewall = compute_v1.Firewall(
+            name=rule, network=f"projects/{self.project}/global/networks/{network}", direction="INGRESS",
+            description=f"provision: swarm ports between the members of cluster {cluster}",
+            allowed=[compute_v1.Allowed(I_p_protocol=protocol, ports=ports)
+                     for protocol, ports in swarm_ports_by_protocol().items()],
+            source_tags=[rule], target_tags=[rule])
+        what = f"Firewall rule {rule}"
+        with api.errors(what):
+            try:
+                operation = api.client("FirewallsClient").insert_unary(
+                    project=self.project, firewall_resource=firewall, timeout=60)
+            except api_exceptions.Conflict:
+                operation = None  # another member made it first
+        if operation is not None:
+            self.ctx.progress(f"Creating firewall rule {rule}")
+            api.wait(operation, what, SMALL_TIMEOUT)
+            return
+        existing = api.call(what, "FirewallsClient", "get", project=self.project, firewall=rule)
+        if existing.source_ranges or list(existing.source_tags) != [rule]:
+            raise DriverError(f"Firewall rule {rule} exists but is not cluster {cluster}'s: it admits "
+                              f"{', '.join([*existing.source_ranges, *existing.source_tags])}", driver=DRIVER,
+                              hint="rename or delete that rule; provision never widens or adopts it")
+        if last_segment(existing.network) != network:
+            raise DriverError(f"Cluster {cluster}'s firewall rule {rule} is on network "
+                              f"{last_segment(existing.network)}, this machine on {network}", driver=DRIVER,
+                              hint="the members of a cluster must share a network (--google-network)")
+
+    def _set_tag(self, api: ComputeApi, tag: str, *, present: bool) -> None:
+        """Add or remove one network tag of the instance, keeping the others (reread on a stale fingerprint)."""
+        from google.api_core import exceptions as api_exceptions
+        from google.cloud import compute_v1
+
+        name = self._recorded_instance()
+        what = f"Updating the network tags of instance {name}"
+        for _ in range(5):
+            instance = api.call(f"Instance {name}", "InstancesClient", "get",
+                                project=self.project, zone=self.zone, instance=name)
+            items = list(instance.tags.items)
+            if (tag in items) == present:
+                return
+            items = [*items, tag] if present else [t for t in items if t != tag]
+            with api.errors(what):
+                try:
+                    operation = api.client("InstancesClient").set_tags_unary(
+                        project=self.project, zone=self.zone, instance=name,
+                        tags_resource=compute_v1.Tags(items=items, fingerprint=instance.tags.fingerprint),
+                        timeout=60)
+                except api_exceptions.PreconditionFailed:
+                    continue  # another writer changed the tags between our read and write
+            api.wait(operation, what, SMALL_TIMEOUT)
+            return
+        raise DriverError(f"{what}: they kept changing under us", driver=DRIVER)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _instance_call(self, verb: str, method: str, timeout: float = LIFECYCLE_TIMEOUT,
@@ -445,5 +543,5 @@ class GoogleDriver(Driver):
         return [str(a) for a in dict.fromkeys(found) if a]
 
     def extra(self) -> dict[str, Any]:
-        keys = ("project", "zone", "instance", "instance_id", "boot_disk", "firewall", "image")
+        keys = ("project", "zone", "instance", "instance_id", "boot_disk", "firewall", "image", "cluster_rules")
         return {key: self.ctx.data[key] for key in keys if self.ctx.data.get(key)}

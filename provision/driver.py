@@ -88,11 +88,14 @@ class Capabilities:
     # The machine can take the engine's certificates and systemd drop-in at first boot (``ctx.engine_files``),
     # so dockerd starts with mutual TLS right away and provisioning finds nothing left to restart.
     engine_files_at_boot: bool = False
+    # The driver gives a cluster address and opens the swarm ports (2377/tcp, 7946/tcp+udp, 4789/udp)
+    # between members of a cluster.
+    cluster: bool = False
 
 
 # The method that backs each capability: declared True, it must be overridden.
 CAPABILITY_METHODS = {"start": "start", "stop": "stop", "restart": "restart", "kill": "kill",
-                      "ssh": "ssh_endpoint"}
+                      "ssh": "ssh_endpoint", "cluster": "cluster_address"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,9 @@ class DriverContext:
     # False when the engine is reached over SSH (--engine-endpoint ssh): no firewall rule, security-group
     # rule or port forward for the engine port.
     engine_port_exposed: bool = True
+    # Set by the core: the cluster the machine belongs to, so create can attach the cluster's shared
+    # group or tag right away.
+    cluster: str | None = None
 
     def option(self, key: str) -> Any:
         return self.options.get(key)
@@ -200,6 +206,19 @@ class Driver(ABC):
 
     def ssh_endpoint(self) -> SSHEndpoint:
         raise NotImplementedError
+
+    def cluster_address(self) -> str:
+        """The address other members of a cluster reach this machine at."""
+        from .errors import NotSupported
+
+        raise NotSupported(f"The {self.name} driver gives no cluster address")
+
+    def join_cluster(self, cluster: str) -> None:
+        """Open the doors between this machine and the cluster's other members; idempotent."""
+
+    def leave_cluster(self, cluster: str, *, last: bool) -> None:
+        """Close them; with ``last`` (no other machine of that cluster and driver remains) also delete
+        what the members shared. Already gone counts as done."""
 
     def ip(self) -> str:
         """The address the user reaches the machine at (as ``provision ip`` prints)."""

@@ -2,7 +2,7 @@
 
 No Compute Engine emulator exists, so this serves the parts of the API the driver uses, with the real
 URL paths, JSON field names and error shapes: instances (insert, get, list, delete, start, stop, reset,
-setMetadata with fingerprint checking), disks (get, list, delete; a boot disk is created with its
+setMetadata and setTags with fingerprint checking), disks (get, list, delete; a boot disk is created with its
 instance and ``autoDelete`` is respected), firewalls, networks, images (get, getFromFamily), zones,
 projects, and zone/global operations (get, wait) that stay RUNNING for a few polls before DONE.
 
@@ -49,6 +49,11 @@ DISK_TYPES = ("pd-standard", "pd-balanced", "pd-ssd")
 # Instance and disk states an operation walks through before it is DONE.
 _INSERT_STEPS = ("PROVISIONING", "STAGING")
 _START_STEPS = ("STAGING",)
+
+
+# Network tags and firewall names: lower-case RFC 1035 labels.
+TAG_RE = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+MAX_TAGS = 64
 
 
 def _now() -> str:
@@ -310,17 +315,33 @@ class FakeGCE:
 
     def _firewall_body(self, project: str, body: dict[str, Any]) -> dict[str, Any]:
         name = body["name"]
+        direction = body.get("direction", "INGRESS")
+        for key in ("sourceTags", "targetTags"):
+            for tag in body.get(key, []):
+                if not TAG_RE.fullmatch(tag):
+                    raise ApiError(400, "invalid", f"Invalid value for field 'resource.{key}': '{tag}'. Must be a "
+                                   "match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
+        if direction == "EGRESS" and body.get("sourceTags"):
+            raise ApiError(400, "invalid", "Invalid value for field 'resource.sourceTags': ''. Source tags cannot be "
+                           "specified for egress firewall rules.")
+        source_ranges = list(body.get("sourceRanges", []))
+        if direction == "INGRESS" and not (source_ranges or body.get("sourceTags")
+                                           or body.get("sourceServiceAccounts")):
+            # The real API's (documented, often regretted) default: an ingress rule naming no source at all
+            # admits every address.
+            source_ranges = ["0.0.0.0/0"]
         out = {
             "kind": "compute#firewall", "id": self._id(), "creationTimestamp": _now(), "name": name,
             "description": body.get("description", ""),
             "network": f"{SELF_LINK_ROOT}projects/{project}/global/networks/{_last(body.get('network', 'default'))}",
-            "priority": body.get("priority", 1000), "direction": body.get("direction", "INGRESS"),
-            "sourceRanges": body.get("sourceRanges", []), "disabled": body.get("disabled", False),
-            "logConfig": {"enable": False},
+            "priority": body.get("priority", 1000), "direction": direction,
+            "disabled": body.get("disabled", False), "logConfig": {"enable": False},
             "selfLink": f"{SELF_LINK_ROOT}projects/{project}/global/firewalls/{name}",
         }
-        for key in ("allowed", "denied", "targetTags", "sourceTags"):
-            if key in body:
+        if source_ranges:  # the real API leaves empty lists out of its answers
+            out["sourceRanges"] = source_ranges
+        for key in ("allowed", "denied", "targetTags", "sourceTags", "sourceServiceAccounts"):
+            if body.get(key):
                 out[key] = copy.deepcopy(body[key])
         return out
 
@@ -467,12 +488,17 @@ class FakeGCE:
             if configs:
                 out_nic["accessConfigs"] = configs
             interfaces.append(out_nic)
+        tags = list(dict.fromkeys((body.get("tags") or {}).get("items", [])))
+        for tag in tags:
+            if not TAG_RE.fullmatch(tag):
+                raise ApiError(400, "invalid", f"Invalid value for field 'resource.tags.items': '{tag}'. Must be a "
+                               "match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
         fault = self._fault("instances.insert")
         metadata = copy.deepcopy(body.get("metadata") or {})
         instance: dict[str, Any] = {
             "kind": "compute#instance", "id": self._id(), "creationTimestamp": _now(), "name": name,
             "description": body.get("description", ""),
-            "tags": {"items": list((body.get("tags") or {}).get("items", [])), "fingerprint": _fingerprint()},
+            "tags": {**({"items": list(tags)} if tags else {}), "fingerprint": _fingerprint()},
             "machineType": f"{SELF_LINK_ROOT}projects/{project.name}/zones/{zone}/machineTypes/{machine_type}",
             "status": "PROVISIONING", "zone": f"{SELF_LINK_ROOT}projects/{project.name}/zones/{zone}",
             "canIpForward": False, "networkInterfaces": interfaces, "disks": attached,
@@ -609,6 +635,35 @@ class FakeGCE:
 
         return self._operation(project, zone, "setMetadata", instance["selfLink"], instance["id"], done,
                                fault=fault)
+
+    def instances_set_tags(self, project: Project, zone: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST .../instances/NAME/setTags`` with a ``Tags`` body: ``{"items": [...], "fingerprint": "..."}``.
+        The items replace the instance's tags; a missing or stale fingerprint is refused with 412."""
+        instance = self._instance(project, zone, name)
+        current = instance["tags"]
+        if body.get("fingerprint") != current["fingerprint"]:
+            raise ApiError(412, "conditionNotMet", "Supplied fingerprint does not match current tags fingerprint.")
+        items = list(body.get("items", []))
+        for tag in items:
+            if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
+                raise ApiError(400, "invalid", f"Invalid value for field 'resource.items': '{tag}'. Must be a match "
+                               "of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
+        if len(items) > MAX_TAGS:
+            raise ApiError(400, "invalid", f"Invalid value for field 'resource.items': ''. An instance can have at "
+                           f"most {MAX_TAGS} tags.")
+        fault = self._fault("instances.setTags")
+        current["fingerprint"] = _fingerprint()
+
+        def done(failed: bool) -> None:
+            if not failed:
+                kept = list(dict.fromkeys(items))  # the API keeps each tag once
+                if kept:
+                    current["items"] = kept
+                else:
+                    current.pop("items", None)  # empty lists are left out of answers
+                current["fingerprint"] = _fingerprint()
+
+        return self._operation(project, zone, "setTags", instance["selfLink"], instance["id"], done, fault=fault)
 
     # -- disks ---------------------------------------------------------------------------------------
     def _disk(self, project: Project, zone: str, name: str) -> dict[str, Any]:
@@ -788,6 +843,8 @@ class FakeGCE:
                 return self.instances_reset(project, self._zone(project, zone), name)
             case ("POST", "zones", zone, "instances", name, "setMetadata"):
                 return self.instances_set_metadata(project, self._zone(project, zone), name, body)
+            case ("POST", "zones", zone, "instances", name, "setTags"):
+                return self.instances_set_tags(project, self._zone(project, zone), name, body)
             case ("GET", "zones", zone, "disks"):
                 self._zone(project, zone)
                 items = [copy.deepcopy(d) for d in project.disks.get(zone, {}).values()]

@@ -252,3 +252,42 @@ def test_requests_are_recorded_with_their_host(api: Client) -> None:
     last = api.fake.requests[-1]
     assert last["method"] == "GET" and last["path"] == f"{ZONE}/instances"
     assert last["host"] == f"127.0.0.1:{api.fake.port}"
+
+
+def test_set_tags_checks_the_fingerprint_and_answers_with_a_zone_operation(api: Client) -> None:
+    api.done(api("POST", f"{ZONE}/instances", instance_body())[1])
+    tags = api("GET", f"{ZONE}/instances/vm1")[1]["tags"]
+    assert "items" not in tags and tags["fingerprint"]  # no tags: the API leaves the empty list out
+    status, body = api("POST", f"{ZONE}/instances/vm1/setTags", {"items": ["a"], "fingerprint": "stale"})
+    assert status == 412 and body["error"]["errors"][0]["reason"] == "conditionNotMet"
+    status, body = api("POST", f"{ZONE}/instances/vm1/setTags", {"items": ["Bad_Tag"],
+                                                                  "fingerprint": tags["fingerprint"]})
+    assert status == 400
+    op = api("POST", f"{ZONE}/instances/vm1/setTags", {"items": ["a", "b"], "fingerprint": tags["fingerprint"]})[1]
+    assert op["kind"] == "compute#operation" and op["operationType"] == "setTags" and "/zones/" in op["zone"]
+    # A second writer holding the same fingerprint is refused while the first one's change is in flight.
+    assert api("POST", f"{ZONE}/instances/vm1/setTags",
+               {"items": [], "fingerprint": tags["fingerprint"]})[0] == 412
+    api.done(op)
+    after = api("GET", f"{ZONE}/instances/vm1")[1]["tags"]
+    assert after["items"] == ["a", "b"] and after["fingerprint"] != tags["fingerprint"]
+    api.done(api("POST", f"{ZONE}/instances/vm1/setTags", {"items": [], "fingerprint": after["fingerprint"]})[1])
+    assert "items" not in api("GET", f"{ZONE}/instances/vm1")[1]["tags"]
+    assert api("POST", f"{ZONE}/instances/nope/setTags", {"items": [], "fingerprint": "x"})[0] == 404
+
+
+def test_firewall_sources_as_the_real_api_keeps_them(api: Client) -> None:
+    allowed = [{"IPProtocol": "tcp", "ports": ["2377"]}]
+    by_tag = {"name": "by-tag", "network": "global/networks/default", "sourceTags": ["c"], "targetTags": ["c"],
+              "allowed": allowed}
+    api.done(api("POST", f"{P}/global/firewalls", by_tag)[1])
+    got = api("GET", f"{P}/global/firewalls/by-tag")[1]
+    assert got["sourceTags"] == ["c"] and got["targetTags"] == ["c"] and "sourceRanges" not in got
+    # An ingress rule that names no source at all admits the world: the API fills in 0.0.0.0/0.
+    api.done(api("POST", f"{P}/global/firewalls", {"name": "open", "network": "global/networks/default",
+                                                   "allowed": allowed})[1])
+    assert api("GET", f"{P}/global/firewalls/open")[1]["sourceRanges"] == ["0.0.0.0/0"]
+    status, _ = api("POST", f"{P}/global/firewalls", {**by_tag, "name": "bad", "sourceTags": ["Bad_Tag"]})
+    assert status == 400
+    status, _ = api("POST", f"{P}/global/firewalls", {**by_tag, "name": "egress", "direction": "EGRESS"})
+    assert status == 400
