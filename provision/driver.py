@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .errors import NotSupported
+
 
 class MachineState(str, enum.Enum):
     RUNNING = "Running"
@@ -84,11 +86,14 @@ class Capabilities:
     # The machine can take the engine's certificates and systemd drop-in at first boot (``ctx.engine_files``),
     # so dockerd starts with mutual TLS right away and provisioning finds nothing left to restart.
     engine_files_at_boot: bool = False
+    # The driver gives a cluster address (``cluster_address``) and opens the swarm ports (2377/tcp,
+    # 7946/tcp+udp, 4789/udp) between the members of a cluster (``join_cluster``/``leave_cluster``).
+    cluster: bool = False
 
 
 # The method that backs each capability: declared True, it must be overridden.
 CAPABILITY_METHODS = {"start": "start", "stop": "stop", "restart": "restart", "kill": "kill",
-                      "ssh": "ssh_endpoint"}
+                      "ssh": "ssh_endpoint", "cluster": "cluster_address"}
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ class DriverContext:
     # False when the engine is reached over SSH (--engine-endpoint ssh): no firewall rule, security-group
     # rule or port forward for the engine port.
     engine_port_exposed: bool = True
+    # The cluster the machine belongs to, set by the core from the record (for ``local`` which virtual
+    # network, for clouds which shared group or tag), so ``create`` can attach it. None: no cluster.
+    cluster: str | None = None
 
     def option(self, key: str) -> Any:
         return self.options.get(key)
@@ -196,6 +204,18 @@ class Driver(ABC):
 
     def ssh_endpoint(self) -> SSHEndpoint:
         raise NotImplementedError
+
+    def cluster_address(self) -> str:
+        """The address the other members of a cluster reach this machine at (its swarm advertise address)."""
+        raise NotSupported(f"the {self.name} driver gives no cluster address")
+
+    def join_cluster(self, cluster: str) -> None:
+        """Open the doors (2377/tcp, 7946/tcp+udp, 4789/udp) between this machine and the other members
+        of ``cluster``. Idempotent. The core calls it before the machine joins a swarm."""
+
+    def leave_cluster(self, cluster: str, *, last: bool) -> None:
+        """Close what ``join_cluster`` opened for this machine; with ``last`` (no other record of this
+        cluster and driver remains) also delete what the cluster's members shared. Idempotent."""
 
     def ip(self) -> str:
         """The address the user reaches the machine at (as ``provision ip`` prints)."""

@@ -135,6 +135,7 @@ class Machines:
             progress=self.progress,
             environ=self.environ,
             engine_port_exposed=not record.engine.over_ssh,
+            cluster=record.cluster,
         )
         if checkpoint is not None:
             ctx.checkpoint = checkpoint

@@ -73,6 +73,9 @@ class CertInfo:
         return cls(data["not_before"], data["not_after"], tuple(data.get("sans", ())), data.get("serial", ""))
 
 
+CLUSTER_KEYS = ("cluster", "swarm_role", "swarm_manager")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -92,6 +95,11 @@ class MachineRecord:
     server_cert: CertInfo | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # The cluster (virtual network, shared group or tag) the machine belongs to, and its Swarm mode
+    # membership: role "manager"/"worker" and the manager machine it joined through. Omitted when unset.
+    cluster: str | None = None
+    swarm_role: str | None = None
+    swarm_manager: str | None = None
     schema_version: int = SCHEMA_VERSION
     provision_version: str = __version__
 
@@ -114,6 +122,8 @@ class MachineRecord:
             "server_cert": self.server_cert.to_dict() if self.server_cert else None,
             "facts": self.facts,
             "error": self.error,
+            # Omitted when unset: records of machines outside any cluster keep the JSON they always had.
+            **{key: value for key in CLUSTER_KEYS if (value := getattr(self, key)) is not None},
         }
 
     @classmethod
@@ -142,6 +152,7 @@ class MachineRecord:
                 server_cert=CertInfo.from_dict(cert) if cert else None,
                 facts=dict(data.get("facts") or {}),
                 error=data.get("error"),
+                **{key: str(data[key]) for key in CLUSTER_KEYS if data.get(key) is not None},
                 schema_version=version,
                 provision_version=str(data.get("provision_version", "")),
             )
