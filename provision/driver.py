@@ -13,6 +13,7 @@ import enum
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -143,6 +144,10 @@ class DriverContext:
     # The cluster the machine belongs to, set by the core from the record (for ``local`` which virtual
     # network, for clouds which shared group or tag), so ``create`` can attach it. None: no cluster.
     cluster: str | None = None
+    # The driver data of the store's other machines of this driver, and a store-wide lock to hold while
+    # choosing something unique among them (a cluster address) and checkpointing it: both set by the core.
+    peers: Callable[[], list[dict[str, Any]]] = lambda: []
+    store_lock: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     def option(self, key: str) -> Any:
         return self.options.get(key)

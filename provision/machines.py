@@ -136,6 +136,8 @@ class Machines:
             environ=self.environ,
             engine_port_exposed=not record.engine.over_ssh,
             cluster=record.cluster,
+            peers=lambda: self._peer_data(record),
+            store_lock=self.store.lock_store,
         )
         if checkpoint is not None:
             ctx.checkpoint = checkpoint
@@ -143,6 +145,10 @@ class Machines:
             ctx.remote = lambda: self._session(record, driver)
         driver = cls(ctx)
         return driver
+
+    def _peer_data(self, record: MachineRecord) -> list[dict[str, Any]]:
+        return [dict(e.driver_data) for e in self.store.entries()
+                if isinstance(e, MachineRecord) and e.driver == record.driver and e.name != record.name]
 
     def connection(self, record: MachineRecord) -> ConnectionInfo:
         """How to reach the engine, from the record alone: a machine stopped by provision has no URL
