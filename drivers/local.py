@@ -67,8 +67,8 @@ class LocalDriver(Driver):
                    str, "auto", "PROVISION_LOCAL_ACCEL", choices=qemu.ACCELERATORS),
         OptionSpec("local-network",
                    "Cluster network: a virtual network over 127.0.0.1 shared by the local machines named to it "
-                   "(guest to guest only), each with a fixed address from 10.213.0.0/16 (default: the swarm "
-                   "cluster's name when created with --swarm, else 'default')", str, None, "PROVISION_LOCAL_NETWORK"),
+                   "(guest to guest only), each with a fixed address from 10.213.0.0/16 (default: one network shared "
+                   "by all: 'default')", str, None, "PROVISION_LOCAL_NETWORK"),
         OptionSpec("local-mirror",
                    "Debian mirror for building the base image (default: the host's apt sources, "
                    "else http://deb.debian.org/debian)", str, None, "PROVISION_LOCAL_MIRROR"),
@@ -140,7 +140,7 @@ class LocalDriver(Driver):
 
     def _allocate_cluster_address(self) -> None:
         """The lowest address free among the machines of this network, recorded before the lock goes."""
-        network = str(self.ctx.option("local_network") or self.ctx.cluster or clusternet.DEFAULT_NETWORK)
+        network = str(self.ctx.option("local_network") or clusternet.DEFAULT_NETWORK)
         with self.ctx.store_lock():
             used = [str(peer["cluster_ip"]) for peer in self.ctx.peers()
                     if peer.get("cluster_network") == network and peer.get("cluster_ip")]

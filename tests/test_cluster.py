@@ -126,3 +126,70 @@ def test_a_local_machine_made_before_clusters_has_no_cluster_address(tmp_path: P
 
     with pytest.raises(DriverError, match="no cluster network"):
         LocalDriver(DriverContext("m", tmp_path, tmp_path, {})).cluster_address()
+
+
+# -- majority rules ------------------------------------------------------------------------------------
+
+def test_majority_rules() -> None:
+    from provision.swarm import SwarmError, check_last_manager, check_majority
+
+    check_majority({"a": True})
+    check_majority({"a": True, "b": True, "c": False})
+    check_majority({"a": True, "b": True, "c": True}, removing="c")  # 2 of 2 left
+    check_majority({"a": True, "b": True, "c": False}, removing="c")  # the unreachable one goes: 2 of 2
+    with pytest.raises(SwarmError, match="1 of 3 managers are reachable"):
+        check_majority({"a": True, "b": False, "c": False})
+    with pytest.raises(SwarmError, match="no majority"):
+        check_majority({"a": True, "b": False}, removing="c")  # 1 of 2: already without a majority
+    with pytest.raises(SwarmError, match="would leave 1 of 2"):
+        check_majority({"a": True, "b": True, "c": False}, removing="a")
+    check_majority({"a": True, "b": True, "c": False, "d": True}, removing="d")  # 2 of 3 left
+    with pytest.raises(SwarmError, match="would leave 2 of 4"):
+        check_majority({"a": True, "b": False, "c": False, "d": True, "e": True}, removing="e")
+    check_last_manager(1, 0, force=False, name="m")
+    check_last_manager(2, 3, force=False, name="m")
+    check_last_manager(1, 2, force=True, name="m")
+    with pytest.raises(SwarmError, match="last manager of a cluster that still has 2 worker"):
+        check_last_manager(1, 2, force=False, name="m")
+
+
+# -- several machines at once ----------------------------------------------------------------------------
+
+def test_create_many_creates_concurrently_and_rolls_back_only_the_failed_one(tmp_path: Path) -> None:
+    from provision.fleet import create_many
+    from provision.machines import CreateRequest, Machines
+
+    service = Machines.open(tmp_path / "store", environ={"HOME": str(tmp_path)})
+    service.store.claim(MachineRecord(name="web-2", driver="none"))  # taken: the whole request is refused
+    with pytest.raises(Exception, match='"web-2" already exists'):
+        create_many(service, CreateRequest("web", "none", {"url": "tcp://127.0.0.1:1"}), 3)
+    service.store.delete("web-2")
+    seen: list[tuple[str, str]] = []
+    real_create = Machines.create
+
+    def create(self: Machines, request: CreateRequest) -> MachineRecord:
+        if request.name == "web-2":
+            from dataclasses import replace
+
+            request = replace(request, driver_flags={"url": "http://not-tcp"})  # the none driver refuses it
+        return real_create(self, request)
+
+    Machines.create = create  # type: ignore[method-assign]
+    try:
+        result = create_many(service, CreateRequest("web", "none", {"url": "tcp://127.0.0.1:1"}), 3, parallel=2,
+                             progress=lambda machine, message: seen.append((machine, message)))
+    finally:
+        Machines.create = real_create  # type: ignore[method-assign]
+    assert [r.name for r in result.created] == ["web-1", "web-3"]
+    assert list(result.failed) == ["web-2"] and "tcp://HOST:PORT" in result.failed["web-2"]
+    assert service.store.names() == ["web-1", "web-3"]
+    assert {m for m, _ in seen} == {"web-1", "web-2", "web-3"}  # every line names its machine
+
+
+def test_ls_swarm_column_from_the_record(tmp_path: Path) -> None:
+    from provision.machines import swarm_column
+
+    base = MachineRecord(name="web-1", driver="none")
+    assert swarm_column(base) == ""
+    assert swarm_column(base.evolve(cluster="web", swarm_role="manager", swarm_manager="web-1")) == "web-1 (manager)"
+    assert swarm_column(base.evolve(name="web-2", cluster="web", swarm_role="worker", swarm_manager="web-1")) == "web-1"
