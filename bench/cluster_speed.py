@@ -15,23 +15,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
+from create_speed import timed  # noqa: E402
 from fixtures_vm import IMAGE_CACHE  # noqa: E402
-
-
-def timed(label: str, argv: list[str], env: dict[str, str]) -> float:
-    started = time.monotonic()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    seconds = time.monotonic() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{label} failed: {result.stderr}")
-    print(f"{label:<44}{seconds:8.1f} s", flush=True)
-    return seconds
 
 
 def main() -> None:
@@ -53,7 +43,7 @@ def main() -> None:
             timed("rm solo (last manager, no workers)", [*provision, "rm", "-y", "solo"], env)
             timed("create -d local c-3 (for the join)", [*provision, "create", *local, "c-3"], env)
             timed("swarm join c-1 c-3 (to Ready)", [*provision, "swarm", "join", "c-1", "c-3"], env)
-            print(f"{'cluster of 2 / one machine':<44}{two / one:8.2f} x")
+            print(f"{'cluster of 2 / one machine':<36}{two / one:8.2f} x")
         finally:
             for name in ("solo", "c-3", "c-2", "c-1"):
                 subprocess.run([*provision, "rm", "-y", "-f", name], env=env, capture_output=True)
