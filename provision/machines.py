@@ -284,7 +284,9 @@ class Machines:
     def _engine_config(self, record: MachineRecord, driver: Driver, ssh_user: str | None = None) -> EngineConfig:
         from .provisioner import EngineConfig
 
-        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port(), ssh_user=ssh_user)
+        # A cluster member's dockerd runs without live-restore: Swarm mode refuses to start with it.
+        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port(), ssh_user=ssh_user,
+                            live_restore=not (record.cluster or record.swarm_role))
 
     def _provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool,
                    issued: IssuedCert | None = None) -> MachineRecord:

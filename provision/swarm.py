@@ -28,6 +28,7 @@ DRAIN_TIMEOUT = 180.0  # tasks of a drained node rescheduled elsewhere (an image
 DOWN_TIMEOUT = 60.0  # a node that left shown as down by the managers
 JOIN_TIMEOUT = 120.0
 API_TIMEOUT = 60
+MIN_API_VERSION = "1.40"  # Docker 19.03: max_replicas_per_node and swarm init's address pools
 
 
 class SwarmError(ProvisionError):
@@ -96,10 +97,20 @@ def client(service: Machines, record: MachineRecord) -> Any:
     files = info.tls
     tls = TLSConfig(client_cert=(str(files.cert), str(files.key)), ca_cert=str(files.ca), verify=True)
     try:
-        return docker.DockerClient(base_url=info.url, tls=tls, timeout=API_TIMEOUT)
+        # A fixed version first: "auto" asks the engine in the constructor, before trust_env can be turned
+        # off, and requests would let REQUESTS_CA_BUNDLE (and proxies) override the machine's CA.
+        api = docker.DockerClient(base_url=info.url, tls=tls, timeout=API_TIMEOUT, version=MIN_API_VERSION)
+        api.api.trust_env = False
+        server = str(api.version(api_version=False).get("ApiVersion") or MIN_API_VERSION)
+        api.api._version = min((server, docker.constants.DEFAULT_DOCKER_API_VERSION), key=_version_key)
+        return api
     except docker.errors.DockerException as exc:
         raise EngineError(f'Docker on machine "{record.name}" does not answer at {info.url}: {exc}',
                           machine=record.name) from exc
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def _api_error(record: MachineRecord, what: str, exc: Exception) -> SwarmError:
@@ -183,18 +194,30 @@ class Swarm:
             self.store.save(record)
             return record
 
-    def _outside_swarm(self, name: str, advertise: str | None) -> tuple[MachineRecord, Driver, Any, str]:
-        """A running machine, not in any swarm, with the address it would advertise: or one clear refusal."""
+    def _outside_swarm(self, name: str, advertise: str | None,
+                       cluster: str | None) -> tuple[MachineRecord, Driver, Any, str]:
+        """A running machine, not in any swarm, with the address it would advertise: or one clear refusal.
+        Its engine is made ready for Swarm mode (live-restore off: provisioned again) when it is not yet."""
         record, driver = self._running(name)
         api = client(self.service, record)
-        if swarm_state(api).get("LocalNodeState", "inactive") != "inactive":
+        info = api.info()
+        if (info.get("Swarm") or {}).get("LocalNodeState", "inactive") != "inactive":
             raise SwarmError(f'machine "{name}" is already in a swarm; leave it first (`provision swarm leave {name}`)',
                              machine=name)
-        return record, driver, api, self.advertise_address(record, driver, advertise)
+        address = self.advertise_address(record, driver, advertise)
+        if info.get("LiveRestoreEnabled"):
+            if not driver.capabilities.provisions_engine:
+                raise SwarmError(f'the engine of "{name}" runs with live-restore, which Swarm mode refuses; turn '
+                                 f'it off in its daemon configuration first', machine=name)
+            self.progress(f"Configuring the engine of {name} for Swarm mode (live-restore off)")
+            self._set(name, cluster=cluster or record.cluster or name)
+            record = self.service.reprovision(name)
+            api = client(self.service, record)
+        return record, driver, api, address
 
     # -- init ---------------------------------------------------------------------------------------
     def init(self, name: str, *, advertise: str | None = None, cluster: str | None = None) -> MachineRecord:
-        record, driver, api, address = self._outside_swarm(name, advertise)
+        record, driver, api, address = self._outside_swarm(name, advertise, cluster)
         cluster = cluster or record.cluster or name
         self.progress(f"Opening the cluster ports of {name} to cluster {cluster}")
         driver.join_cluster(cluster)
@@ -212,7 +235,7 @@ class Swarm:
             raise SwarmError(f'machine "{manager}" is not a swarm manager (see `provision swarm ls`; '
                              f'`provision swarm init {manager}` makes it one)')
         cluster = manager_record.cluster
-        record, driver, node_api, address = self._outside_swarm(name, advertise)
+        record, driver, node_api, address = self._outside_swarm(name, advertise, cluster)
         manager_record, manager_api = self._manager_client(cluster)
         managers, _, _ = self._manager_reachability(manager_api)
         check_majority(managers)
@@ -244,13 +267,14 @@ class Swarm:
     def _wait_ready(self, manager_api: Any, node_api: Any, name: str) -> None:
         from . import waiting
 
-        def ready() -> None:
+        def ready() -> bool:
             node_id = swarm_state(node_api).get("NodeID")
             if not node_id:
                 raise waiting.NotYet("no node id yet")
             node = manager_api.api.inspect_node(node_id)
             if (node.get("Status") or {}).get("State") != "ready":
                 raise waiting.NotYet(f"node state {(node.get('Status') or {}).get('State')}")
+            return True
 
         waiting.wait_for(f"see {name} Ready in the swarm", ready, timeout=JOIN_TIMEOUT, interval=1.0,
                          retry_on=(Exception,),
@@ -337,11 +361,12 @@ class Swarm:
         spec = dict(node.attrs["Spec"], Availability="drain")
         node.update(spec)
 
-        def moved() -> None:
+        def moved() -> bool:
             running = [t for t in api.api.tasks(filters={"node": node_id})
                        if (t.get("Status") or {}).get("State") in ("running", "starting", "preparing", "assigned")]
             if running:
                 raise waiting.NotYet(f"{len(running)} task(s) still on {name}")
+            return True
 
         waiting.wait_for(f"see the tasks of {name} move", moved, timeout=DRAIN_TIMEOUT, interval=1.0,
                          error=lambda expired: SwarmError(f"the tasks of {name} did not move within "
