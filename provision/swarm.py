@@ -319,7 +319,7 @@ class Swarm:
             check_last_manager(len(managers), workers, force=force, name=name)
             if len(managers) > 1 and node_id:
                 check_majority(managers, removing=node_id)
-        if node_id:
+        if node_id and len(nodes) > 1:  # the last node has nowhere to move its tasks to
             self._drain(manager_api, node_id, name)
             if is_manager and len(managers) > 1:
                 self._demote(manager_api, node_id, name)
