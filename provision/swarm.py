@@ -13,6 +13,8 @@ majority of reachable managers: such a step is refused with the reason, before a
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -104,9 +106,26 @@ def client(service: Machines, record: MachineRecord) -> Any:
         server = str(api.version(api_version=False).get("ApiVersion") or MIN_API_VERSION)
         api.api._version = min((server, docker.constants.DEFAULT_DOCKER_API_VERSION), key=_version_key)
         return api
-    except docker.errors.DockerException as exc:
-        raise EngineError(f'Docker on machine "{record.name}" does not answer at {info.url}: {exc}',
+    except Exception as exc:  # the SDK's and requests' errors alike: the engine cannot be used
+        raise EngineError(f'Docker on machine "{record.name}" does not answer at {info.url}: {_reason(exc)}',
                           machine=record.name) from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The last line of what went wrong, without requests' nested retry wrappers."""
+    text = str(getattr(exc, "explanation", None) or exc)
+    return text.rsplit(": ", 1)[-1].rstrip(")\"'") if "Max retries exceeded" in text else text
+
+
+@contextmanager
+def engine_errors(name: str) -> Iterator[None]:
+    """The SDK's and requests' errors from a swarm step, as one line naming the machine."""
+    try:
+        yield
+    except ProvisionError:
+        raise
+    except Exception as exc:
+        raise SwarmError(f'Docker on machine "{name}": {_reason(exc)}', machine=name) from exc
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -217,6 +236,10 @@ class Swarm:
 
     # -- init ---------------------------------------------------------------------------------------
     def init(self, name: str, *, advertise: str | None = None, cluster: str | None = None) -> MachineRecord:
+        with engine_errors(name):
+            return self._init(name, advertise=advertise, cluster=cluster)
+
+    def _init(self, name: str, *, advertise: str | None, cluster: str | None) -> MachineRecord:
         record, driver, api, address = self._outside_swarm(name, advertise, cluster)
         cluster = cluster or record.cluster or name
         self.progress(f"Opening the cluster ports of {name} to cluster {cluster}")
@@ -230,6 +253,10 @@ class Swarm:
 
     # -- join ---------------------------------------------------------------------------------------
     def join(self, manager: str, name: str, *, as_manager: bool = False, advertise: str | None = None) -> MachineRecord:
+        with engine_errors(name):
+            return self._join(manager, name, as_manager=as_manager, advertise=advertise)
+
+    def _join(self, manager: str, name: str, *, as_manager: bool, advertise: str | None) -> MachineRecord:
         manager_record = self.service.get(manager)
         if manager_record.swarm_role != "manager" or not manager_record.cluster:
             raise SwarmError(f'machine "{manager}" is not a swarm manager (see `provision swarm ls`; '
@@ -298,6 +325,10 @@ class Swarm:
 
     # -- leave --------------------------------------------------------------------------------------
     def leave(self, name: str, *, force: bool = False, removing: bool = False) -> MachineRecord:
+        with engine_errors(name):
+            return self._leave(name, force=force, removing=removing)
+
+    def _leave(self, name: str, *, force: bool, removing: bool) -> MachineRecord:
         """Drain the node, let its tasks move, demote it if a manager, leave the swarm and remove the node
         from the managers' list; then close its doors. ``removing``: the machine is about to be removed
         (``rm``): a machine that is not running is only taken off the managers' list."""

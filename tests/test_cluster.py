@@ -193,3 +193,25 @@ def test_ls_swarm_column_from_the_record(tmp_path: Path) -> None:
     assert swarm_column(base) == ""
     assert swarm_column(base.evolve(cluster="web", swarm_role="manager", swarm_manager="web-1")) == "web-1 (manager)"
     assert swarm_column(base.evolve(name="web-2", cluster="web", swarm_role="worker", swarm_manager="web-1")) == "web-1"
+
+
+def test_bad_swarm_input_gets_one_clear_line_and_changes_nothing(tmp_path: Path) -> None:
+    from clirun import run
+
+    run("create", "-d", "none", "--url", "tcp://127.0.0.1:1", "a", check=True)
+    run("create", "-d", "none", "--url", "tcp://127.0.0.1:1", "b", check=True)
+    before = {name: (tmp_path / "home" / "store" / "machines" / name / "machine.json").read_text() for name in "ab"}
+    refused = run("swarm", "join", "a", "b")
+    assert refused.returncode != 0
+    assert 'machine "a" is not a swarm manager' in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    unreachable = run("swarm", "init", "a")  # the engine does not answer: said in one line, nothing recorded
+    assert unreachable.returncode != 0 and 'Docker on machine "a" does not answer' in unreachable.stderr
+    for flags, message in ((["-n", "2", "--swarm-managers", "2"], "--swarm-managers goes with --swarm"),
+                           (["-n", "2", "--swarm", "x", "--swarm-managers", "3"], "between 1 and the number"),
+                           (["--swarm-join", "a"], 'machine "a" is not a swarm manager')):
+        result = run("create", "-d", "none", "--url", "tcp://127.0.0.1:1", *flags, "c")
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+    after = {name: (tmp_path / "home" / "store" / "machines" / name / "machine.json").read_text() for name in "ab"}
+    assert after == before
+    assert sorted(p.name for p in (tmp_path / "home" / "store" / "machines").iterdir()) == ["a", "b"]
+    assert run("ls", "-q", check=True).stdout.split() == ["a", "b"]
