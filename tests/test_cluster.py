@@ -215,3 +215,36 @@ def test_bad_swarm_input_gets_one_clear_line_and_changes_nothing(tmp_path: Path)
     assert after == before
     assert sorted(p.name for p in (tmp_path / "home" / "store" / "machines").iterdir()) == ["a", "b"]
     assert run("ls", "-q", check=True).stdout.split() == ["a", "b"]
+
+
+def test_env_swarm_points_at_a_manager_and_ls_shows_the_swarm_column(tmp_path: Path) -> None:
+    from clirun import run
+
+    from provision.store import Store
+
+    run("create", "-d", "none", "--url", "tcp://127.0.0.1:1", "m", check=True)
+    run("create", "-d", "none", "--url", "tcp://127.0.0.1:2", "w", check=True)
+    store = Store(tmp_path / "home" / "store")
+    for name, role in (("m", "manager"), ("w", "worker")):
+        with store.edit(name) as record:
+            store.save(record.evolve(cluster="m", swarm_role=role, swarm_manager="m"))
+    env = run("env", "--shell", "bash", "--swarm", "w", check=True).stdout
+    assert 'DOCKER_HOST="tcp://127.0.0.1:1"' in env
+    assert 'DOCKER_HOST="tcp://127.0.0.1:1"' in run("env", "--shell", "bash", "--swarm", "m", check=True).stdout
+    table = run("ls", "-t", "1", check=True).stdout.splitlines()
+    assert table[0].split() == ["NAME", "ACTIVE", "DRIVER", "STATE", "URL", "SWARM", "DOCKER", "ERRORS"]
+    assert "m (manager)" in table[1] and table[2].split()[5] == "m"
+    assert run("ls", "--format", "{{.Name}} {{.Swarm}}", check=True).stdout == "m m (manager)\nw m\n"
+
+
+def test_machine_lines_prefix_each_line_with_its_machine() -> None:
+    import io
+
+    from provision.cli.progress import MachineLines
+
+    stream = io.StringIO()
+    with MachineLines(["a-1", "a-2"], stream=stream) as lines:
+        lines.step("a-2", "booting")
+        lines.step("a-1", "created")
+    printed = stream.getvalue().splitlines()
+    assert [line.split("] ", 1)[1] for line in printed] == ["a-2: booting", "a-1: created"]
