@@ -74,9 +74,9 @@ class Store:
         """A lock over the whole store, for choosing something unique among its machines (an address)."""
         import filelock
 
-        ensure_dir(self.machines_dir)
+        ensure_dir(self.machines_dir)  # the root with it, private
         try:
-            with filelock.FileLock(str(self.machines_dir / paths.LOCK), timeout=timeout):
+            with filelock.FileLock(str(self.root / paths.STORE_LOCK), timeout=timeout):
                 yield
         except filelock.Timeout as exc:
             raise StoreError(f"the store is locked by another provision command (waited {timeout:.0f}s)") from exc
