@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from provision import waiting
 from provision.errors import CommandError, DriverError, TimeoutExpired, UsageError
 
-from . import qemu
+from . import clusternet, qemu
 from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 from .images import VARIANTS, BaseImage, ensure_image, host_debian_mirror
 from .seed import render_seed_files, write_seed_iso
@@ -65,12 +65,17 @@ class LocalDriver(Driver):
                    str, "debian-docker", "PROVISION_LOCAL_IMAGE"),
         OptionSpec("local-accel", "Accelerator: auto (KVM on Linux, HVF on macOS, else TCG), kvm, hvf or tcg",
                    str, "auto", "PROVISION_LOCAL_ACCEL", choices=qemu.ACCELERATORS),
+        OptionSpec("local-network",
+                   "Cluster network: a virtual network over 127.0.0.1 shared by the local machines named to it "
+                   "(guest to guest only), each with a fixed address from 10.213.0.0/16 (default: one network shared "
+                   "by all: 'default')", str, None, "PROVISION_LOCAL_NETWORK"),
         OptionSpec("local-mirror",
                    "Debian mirror for building the base image (default: the host's apt sources, "
                    "else http://deb.debian.org/debian)", str, None, "PROVISION_LOCAL_MIRROR"),
     )
     capabilities: ClassVar[Capabilities] = Capabilities(
-        provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True, engine_files_at_boot=True)
+        provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True, engine_files_at_boot=True,
+        cluster=True)
     # How long a boot may take until SSH and the engine answer: TCG on a busy host needs minutes.
     boot_timeout: ClassVar[float] = 600.0
 
@@ -120,6 +125,7 @@ class LocalDriver(Driver):
             "instance_id": f"provision-{self.ctx.machine_name}-{secrets.token_hex(4)}",
         })
         self.ctx.checkpoint()
+        self._allocate_cluster_address()
 
         image = ensure_image(image_spec, cache_dir=self.ctx.cache_dir, mirror=mirror, progress=self.ctx.progress)
         data["image"] = image.to_data(self.ctx.cache_dir)
@@ -132,6 +138,21 @@ class LocalDriver(Driver):
         self.ctx.progress(f"booting the virtual machine ({accel})")
         self._boot(fresh_ports=True)
 
+    def _allocate_cluster_address(self) -> None:
+        """The lowest address free among the machines of this network, recorded before the lock goes."""
+        network = str(self.ctx.option("local_network") or clusternet.DEFAULT_NETWORK)
+        with self.ctx.store_lock():
+            used = [str(peer["cluster_ip"]) for peer in self.ctx.peers()
+                    if peer.get("cluster_network") == network and peer.get("cluster_ip")]
+            address = clusternet.lowest_free_address(used)
+            self.ctx.data.update({"cluster_network": network, "cluster_ip": address,
+                                  "cluster_mac": clusternet.mac_for(address)})
+            self.ctx.checkpoint()
+
+    def _cluster_nic(self) -> tuple[str, str] | None:
+        data = self.ctx.data
+        return (str(data["cluster_mac"]), str(data["cluster_ip"])) if data.get("cluster_ip") else None
+
     def _write_seed(self, image: BaseImage) -> None:
         public_key = self.ctx.ssh_key_path.with_name(self.ctx.ssh_key_path.name + ".pub")
         try:
@@ -141,7 +162,7 @@ class LocalDriver(Driver):
                               driver=self.name, machine=self.ctx.machine_name) from exc
         files = render_seed_files(instance_id=self.ctx.data["instance_id"], hostname=self.ctx.machine_name,
                                   user=SSH_USER, ssh_public_key=key_text, with_network_config=True,
-                                  engine_files=self.ctx.engine_files)
+                                  engine_files=self.ctx.engine_files, cluster_nic=self._cluster_nic())
         write_seed_iso(self._dir / SEED, files)
 
     # -- booting ---------------------------------------------------------------------------------------
@@ -158,6 +179,7 @@ class LocalDriver(Driver):
             engine_port=int(data["engine_port"]) if data.get("engine_port") else None,
             guest_engine_port=self.engine_bind_port(), console_log=self._console,
             qmp_socket=self._qmp_socket, pidfile=self._pidfile,
+            cluster_nic=(str(data["cluster_network"]), str(data["cluster_mac"])) if data.get("cluster_ip") else None,
         )
 
     def _boot(self, *, fresh_ports: bool = False) -> None:
@@ -345,6 +367,24 @@ class LocalDriver(Driver):
     def ip(self) -> str:
         return "127.0.0.1"
 
+    def cluster_address(self) -> str:
+        address = self.ctx.data.get("cluster_ip")
+        if not address:
+            raise DriverError("this machine has no cluster network (it was created before provision had them); "
+                              "create it again to join a cluster", driver=self.name, machine=self.ctx.machine_name)
+        return str(address)
+
+    def join_cluster(self, cluster: str) -> None:
+        """The cluster NIC is there from the first boot; make sure networkd has applied its file (it may
+        have started before the first-boot step wrote it) and the address is up."""
+        address = self.cluster_address()
+        if self.ctx.remote is None:
+            return
+        with self.ctx.remote() as session:
+            check = f"ip -4 -o addr show to {address}/32 | grep -q ."
+            session.run(f"{check} || {{ networkctl reload; for i in $(seq 1 30); do {check} && exit 0; "
+                        f"sleep 1; done; exit 1; }}", sudo=True, timeout=60)
+
     def addresses(self) -> list[str]:
         return ["127.0.0.1", "localhost"]
 
@@ -361,7 +401,7 @@ class LocalDriver(Driver):
         data = self.ctx.data
         facts: dict[str, Any] = {key: data[key] for key in (
             "accel", "requested_accel", "accel_fallback", "cpus", "memory_mib", "disk_size_gb", "ssh_port",
-            "engine_port", "image_spec", "pid") if key in data}
+            "engine_port", "image_spec", "pid", "cluster_network", "cluster_ip", "cluster_mac") if key in data}
         facts["console_log"] = str(self._console)
         return facts
 

@@ -24,6 +24,7 @@ from provision import waiting
 from provision.errors import DriverError, UsageError
 from provision.run import run
 
+from . import clusternet
 from .images import BaseImage
 
 QEMU_BINARY = "qemu-system-x86_64"
@@ -146,6 +147,8 @@ class QemuConfig:
     console_log: Path
     qmp_socket: Path
     pidfile: Path
+    # The second NIC on a cluster network: (network name, MAC); None for machines made before clusters.
+    cluster_nic: tuple[str, str] | None = None
 
     def forwards(self) -> list[str]:
         """QEMU's hostfwd rules: loopback only, SSH always, the engine port unless it is reached over SSH."""
@@ -175,6 +178,8 @@ class QemuConfig:
             "-device", "virtio-net-pci,netdev=net0",
             # Entropy at boot: without it sshd key generation and TLS can stall for minutes under TCG.
             "-device", "virtio-rng-pci",
+            # Last, so the primary NIC keeps its PCI slot (and its name in the guest) with or without it.
+            *(clusternet.netdev_args(*self.cluster_nic) if self.cluster_nic else ()),
             "-pidfile", str(self.pidfile),
             "-daemonize",
         ]

@@ -27,19 +27,33 @@ _ISO_NAMES = {"user-data": "USERDATA.;1", "meta-data": "METADATA.;1", "network-c
 
 
 def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_key: str,
-                      with_network_config: bool, engine_files: Sequence[EngineFile] = ()) -> dict[str, str]:
-    """The seed's files, rendered from ``templates/cloud-init``."""
+                      with_network_config: bool, engine_files: Sequence[EngineFile] = (),
+                      cluster_nic: tuple[str, str] | None = None) -> dict[str, str]:
+    """The seed's files, rendered from ``templates/cloud-init``.
+
+    ``cluster_nic`` (MAC, address): a second NIC with a static address on the cluster network, for
+    cloud-init (network-config) and for provision's own image (a networkd file among the boot files).
+    """
     files = {
         "meta-data": render("cloud-init/meta-data", instance_id=instance_id, hostname=hostname),
         "user-data": render("cloud-init/user-data", hostname=hostname, user=user,
                             ssh_public_key=ssh_public_key.strip()),
     }
     if with_network_config:
-        files["network-config"] = render("cloud-init/network-config")
+        cluster = None
+        if cluster_nic:
+            from .clusternet import SUBNET
+
+            cluster = {"mac": cluster_nic[0], "address": cluster_nic[1], "prefixlen": SUBNET.prefixlen}
+        files["network-config"] = render("cloud-init/network-config", cluster=cluster)
     # For provision's own image (templates/cloud-init/base-image/provision-firstboot).
     files["provision-user"] = user + "\n"
     files["provision-hostname"] = hostname + "\n"
     files["provision-authorized-keys"] = ssh_public_key.strip() + "\n"
+    if cluster_nic:
+        from .clusternet import NETWORK_FILE, networkd_file
+
+        engine_files = (*engine_files, EngineFile(NETWORK_FILE, 0o644, networkd_file(*cluster_nic).encode()))
     if engine_files:
         files["provision-engine-files"] = engine_manifest(engine_files)
     return files

@@ -35,8 +35,19 @@ SSH_CONFIG_INCLUDE = OptionSpec(
     "~/.ssh/config without asking (rm of the last such machine takes it out)", type=bool, default=False)
 KEEP_ON_FAILURE = OptionSpec("keep-on-failure", "Keep a machine whose create failed, for inspection (remove it "
                              "with rm)", type=bool, default=False)
+# Several machines and Swarm mode at create (provision.fleet).
+CLUSTER_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("count", "Create N machines NAME-1 … NAME-N concurrently (-n N)", int, 1),
+    OptionSpec("parallel", "With -n: create at most this many at a time", int, 4),
+    OptionSpec("swarm", "With -n: form a new Swarm mode cluster of this name (NAME-1 the manager, the rest workers)"),
+    OptionSpec("swarm-managers", "With --swarm: the first K machines are managers", int, 1),
+    OptionSpec("swarm-join", "Join the Swarm mode cluster this manager machine manages"),
+    OptionSpec("swarm-manager", "With --swarm-join: join as a manager (default: a worker)", bool, False),
+    OptionSpec("swarm-advertise-addr", "Address the other members reach the machine at (default: the driver's "
+               "cluster address; generic and none: the SSH address)"),
+)
 SHARED_CREATE_OPTIONS: tuple[OptionSpec, ...] = (DRIVER_OPTION, *ENGINE_OPTIONS.values(), KEEP_ON_FAILURE,
-                                                  SSH_CONFIG_INCLUDE)
+                                                  SSH_CONFIG_INCLUDE, *CLUSTER_OPTIONS)
 
 
 def engine_settings(resolved: dict[str, Any]) -> EngineSettings:

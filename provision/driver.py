@@ -13,9 +13,12 @@ import enum
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from .errors import NotSupported
 
 
 class MachineState(str, enum.Enum):
@@ -88,8 +91,8 @@ class Capabilities:
     # The machine can take the engine's certificates and systemd drop-in at first boot (``ctx.engine_files``),
     # so dockerd starts with mutual TLS right away and provisioning finds nothing left to restart.
     engine_files_at_boot: bool = False
-    # The driver gives a cluster address and opens the swarm ports (2377/tcp, 7946/tcp+udp, 4789/udp)
-    # between members of a cluster.
+    # The driver gives a cluster address (``cluster_address``) and opens the swarm ports (2377/tcp,
+    # 7946/tcp+udp, 4789/udp) between the members of a cluster (``join_cluster``/``leave_cluster``).
     cluster: bool = False
 
 
@@ -142,9 +145,13 @@ class DriverContext:
     # False when the engine is reached over SSH (--engine-endpoint ssh): no firewall rule, security-group
     # rule or port forward for the engine port.
     engine_port_exposed: bool = True
-    # Set by the core: the cluster the machine belongs to, so create can attach the cluster's shared
-    # group or tag right away.
+    # The cluster the machine belongs to, set by the core from the record (for ``local`` which virtual
+    # network, for clouds which shared group or tag), so ``create`` can attach it. None: no cluster.
     cluster: str | None = None
+    # The driver data of the store's other machines of this driver, and a store-wide lock to hold while
+    # choosing something unique among them (a cluster address) and checkpointing it: both set by the core.
+    peers: Callable[[], list[dict[str, Any]]] = lambda: []
+    store_lock: Callable[[], AbstractContextManager[Any]] = nullcontext
 
     def option(self, key: str) -> Any:
         return self.options.get(key)
@@ -208,17 +215,16 @@ class Driver(ABC):
         raise NotImplementedError
 
     def cluster_address(self) -> str:
-        """The address other members of a cluster reach this machine at."""
-        from .errors import NotSupported
-
-        raise NotSupported(f"The {self.name} driver gives no cluster address")
+        """The address the other members of a cluster reach this machine at (its swarm advertise address)."""
+        raise NotSupported(f"the {self.name} driver gives no cluster address")
 
     def join_cluster(self, cluster: str) -> None:
-        """Open the doors between this machine and the cluster's other members; idempotent."""
+        """Open the doors (2377/tcp, 7946/tcp+udp, 4789/udp) between this machine and the other members
+        of ``cluster``. Idempotent. The core calls it before the machine joins a swarm."""
 
     def leave_cluster(self, cluster: str, *, last: bool) -> None:
-        """Close them; with ``last`` (no other machine of that cluster and driver remains) also delete
-        what the members shared. Already gone counts as done."""
+        """Close what ``join_cluster`` opened for this machine; with ``last`` (no other record of this
+        cluster and driver remains) also delete what the cluster's members shared. Idempotent."""
 
     def ip(self) -> str:
         """The address the user reaches the machine at (as ``provision ip`` prints)."""

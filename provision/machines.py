@@ -50,6 +50,9 @@ class CreateRequest:
     keep_on_failure: bool = False
     # With the engine reached over SSH: may ~/.ssh/config get our Include line (the user's consent).
     ssh_config_include: bool = False
+    # The cluster the machine joins (``--swarm NAME``, or the manager's with ``--swarm-join``): the driver
+    # attaches it at create (a shared group or tag).
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,11 @@ class Listing:
     error: str
     labels: tuple[str, ...] = ()
     response_ms: int | None = None
+    swarm: str = ""  # Docker Machine's SWARM column, from the record: "web-1 (manager)", or a worker's manager
 
     def to_dict(self) -> dict[str, Any]:
         return {"Name": self.name, "Active": "*" if self.active else "-", "ActiveHost": self.active,
-                "DriverName": self.driver, "State": self.state, "URL": self.url,
+                "DriverName": self.driver, "State": self.state, "URL": self.url, "Swarm": self.swarm,
                 "DockerVersion": self.docker, "Error": self.error, "Labels": list(self.labels),
                 "ResponseTime": self.response_ms}
 
@@ -135,6 +139,9 @@ class Machines:
             progress=self.progress,
             environ=self.environ,
             engine_port_exposed=not record.engine.over_ssh,
+            cluster=record.cluster,
+            peers=lambda: self._peer_data(record),
+            store_lock=self.store.lock_store,
         )
         if checkpoint is not None:
             ctx.checkpoint = checkpoint
@@ -142,6 +149,10 @@ class Machines:
             ctx.remote = lambda: self._session(record, driver)
         driver = cls(ctx)
         return driver
+
+    def _peer_data(self, record: MachineRecord) -> list[dict[str, Any]]:
+        return [dict(e.driver_data) for e in self.store.entries()
+                if isinstance(e, MachineRecord) and e.driver == record.driver and e.name != record.name]
 
     def connection(self, record: MachineRecord) -> ConnectionInfo:
         """How to reach the engine, from the record alone: a machine stopped by provision has no URL
@@ -162,7 +173,8 @@ class Machines:
                              f"{request.driver} does not")
         options = resolve(driver_cls, request.driver_flags, self.environ)
         record = MachineRecord(name=request.name, driver=request.driver,
-                               driver_options=public(driver_cls, options), engine=request.engine)
+                               driver_options=public(driver_cls, options), engine=request.engine,
+                               cluster=request.cluster)
         self.store.claim(record)  # refuses a name already taken
         with self.store.lock(request.name):
             keeper = _Keeper(self.store, record)
@@ -285,7 +297,9 @@ class Machines:
     def _engine_config(self, record: MachineRecord, driver: Driver, ssh_user: str | None = None) -> EngineConfig:
         from .provisioner import EngineConfig
 
-        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port(), ssh_user=ssh_user)
+        # A cluster member's dockerd runs without live-restore: Swarm mode refuses to start with it.
+        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port(), ssh_user=ssh_user,
+                            live_restore=not (record.cluster or record.swarm_role))
 
     def _provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool,
                    issued: IssuedCert | None = None) -> MachineRecord:
@@ -509,6 +523,7 @@ class Machines:
         With ``force`` a broken record or a driver failure does not stop the local clean-up.
         """
         validate_machine_name(name)
+        self._leave_swarm_before_remove(name, force)
         readable = True
         try:
             with self.store.edit(name) as record:
@@ -527,6 +542,25 @@ class Machines:
             self.docker.remove_context(context_name(name), name)
         self.store.delete(name)
         self._write_ssh_config()
+
+    def _leave_swarm_before_remove(self, name: str, force: bool) -> None:
+        """A cluster member is drained, leaves the swarm and is removed from the managers' list first; a
+        step the cluster cannot take (its last manager with workers, a lost majority) refuses the rm
+        unless ``force``."""
+        try:
+            record = self.store.load(name)
+        except StoreError:
+            return
+        if not record.swarm_role:
+            return
+        from .swarm import Swarm
+
+        try:
+            Swarm(self).leave(name, force=force, removing=True)
+        except ProvisionError as exc:
+            if not force:
+                raise
+            self.progress(f"{name} could not leave its swarm cleanly ({exc.message}); removing it anyway")
 
     # -- listing ---------------------------------------------------------------------------------
     def active_name(self) -> str | None:
@@ -560,7 +594,8 @@ class Machines:
             if entry.name not in results:
                 results[entry.name] = Listing(entry.name, active == entry.name, entry.driver, str(MachineState.TIMEOUT),
                                               entry.url or "", "Unknown",
-                                              f"no answer within {timeout:g}s", entry.engine.labels)
+                                              f"no answer within {timeout:g}s", entry.engine.labels,
+                                              swarm=swarm_column(entry))
         return [results[e.name] for e in entries]
 
     def _probe_into(self, record: MachineRecord, active: bool, timeout: float, probe_engines: bool,
@@ -575,11 +610,11 @@ class Machines:
         if record.lifecycle == Lifecycle.CREATING:
             if self.store.is_locked(record.name):
                 return Listing(record.name, active, record.driver, "Creating", url, docker, "",
-                               record.engine.labels)
+                               record.engine.labels, swarm=swarm_column(record))
             # The create holds the lock to the end: a free lock means the creating command died (killed).
             return Listing(record.name, active, record.driver, str(MachineState.ERROR), url, docker,
                            f"create was interrupted; remove what it made with `provision rm -f {record.name}`",
-                           record.engine.labels)
+                           record.engine.labels, swarm=swarm_column(record))
         try:
             driver = self.driver_for(record)
             state = driver.state()
@@ -601,7 +636,7 @@ class Machines:
             error = _expiry_warning(record)
         elapsed = int((time.monotonic() - started) * 1000)
         return Listing(record.name, active, record.driver, str(state), url, docker, error,
-                       record.engine.labels, elapsed)
+                       record.engine.labels, elapsed, swarm_column(record))
 
     def status(self, name: str | None) -> MachineState:
         record = self.get(name)
@@ -731,6 +766,14 @@ class _Keeper:
     def checkpoint(self) -> None:
         self.record = self.record.evolve(driver_data=dict(self.data))
         self.store.save(self.record)
+
+
+def swarm_column(record: MachineRecord) -> str:
+    """``ls``'s SWARM column, as Docker Machine showed it: a manager as ``NAME (manager)``, a worker as the
+    manager it joined through; empty outside a swarm."""
+    if record.swarm_role == "manager":
+        return f"{record.name} (manager)"
+    return (record.swarm_manager or "") if record.swarm_role else ""
 
 
 def _expiry_warning(record: MachineRecord) -> str:

@@ -27,6 +27,7 @@ SSH_KEY = "id_ed25519"
 SSH_PUBKEY = "id_ed25519.pub"
 KNOWN_HOSTS = "known_hosts"
 LOCK = ".lock"
+STORE_LOCK = ".store.lock"  # at the root: choosing something unique among the machines (a cluster address)
 
 RECORD_SCHEMA_VERSION = 1  # of machine.json
 CONTEXT_MARKER = "ProvisionMachine"  # metadata field that marks a docker context as provision's own

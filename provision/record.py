@@ -79,6 +79,9 @@ class CertInfo:
         return cls(data["not_before"], data["not_after"], tuple(data.get("sans", ())), data.get("serial", ""))
 
 
+CLUSTER_KEYS = ("cluster", "swarm_role", "swarm_manager")
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
@@ -101,6 +104,11 @@ class MachineRecord:
     # Client certificates issued from this store for other people (``provision export``), newest last:
     # what was handed out, to whom, and until when. Never a key.
     exports: tuple[dict[str, Any], ...] = ()
+    # The cluster (virtual network, shared group or tag) the machine belongs to, and its Swarm mode
+    # membership: role "manager"/"worker" and the manager machine it joined through. Omitted when unset.
+    cluster: str | None = None
+    swarm_role: str | None = None
+    swarm_manager: str | None = None
     schema_version: int = SCHEMA_VERSION
     provision_version: str = __version__
 
@@ -123,6 +131,8 @@ class MachineRecord:
             "server_cert": self.server_cert.to_dict() if self.server_cert else None,
             "facts": self.facts,
             "error": self.error,
+            # Omitted when unset: records of machines outside any cluster keep the JSON they always had.
+            **{key: value for key in CLUSTER_KEYS if (value := getattr(self, key)) is not None},
         }
         if self.exports:  # a record that never had an export keeps the JSON it always had
             data["exports"] = [dict(e) for e in self.exports]
@@ -155,6 +165,7 @@ class MachineRecord:
                 facts=dict(data.get("facts") or {}),
                 error=data.get("error"),
                 exports=tuple(dict(e) for e in data.get("exports") or ()),
+                **{key: str(data[key]) for key in CLUSTER_KEYS if data.get(key) is not None},
                 schema_version=version,
                 provision_version=str(data.get("provision_version", "")),
             )

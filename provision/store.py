@@ -69,6 +69,18 @@ class Store:
             raise StoreError(f'machine "{name}" is locked by another provision command (waited {timeout:.0f}s)',
                              machine=name) from exc
 
+    @contextmanager
+    def lock_store(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """A lock over the whole store, for choosing something unique among its machines (an address)."""
+        import filelock
+
+        ensure_dir(self.machines_dir)  # the root with it, private
+        try:
+            with filelock.FileLock(str(self.root / paths.STORE_LOCK), timeout=timeout):
+                yield
+        except filelock.Timeout as exc:
+            raise StoreError(f"the store is locked by another provision command (waited {timeout:.0f}s)") from exc
+
     def is_locked(self, name: str) -> bool:
         """True while another command holds the machine's lock (a create in progress, say)."""
         try:

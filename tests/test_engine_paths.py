@@ -104,7 +104,7 @@ def test_ls_shows_engine_version_and_dead_machine_error(machine: str, engine: En
     result = run("ls", "--timeout", "5", check=True)
     elapsed = time.monotonic() - started
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ACTIVE", "DRIVER", "STATE", "URL", "DOCKER", "ERRORS"]
+    assert lines[0].split() == ["NAME", "ACTIVE", "DRIVER", "STATE", "URL", "SWARM", "DOCKER", "ERRORS"]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert f"v{engine.version}" in rows["live"].split()
     assert "Unknown" in rows["dead"].split() and "connection refused" in rows["dead"]

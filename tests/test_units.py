@@ -37,6 +37,15 @@ def test_record_json_round_trip() -> None:
     assert again == record
 
 
+def test_cluster_membership_round_trips_and_is_omitted_when_unset() -> None:
+    record = sample_record()
+    assert not {"cluster", "swarm_role", "swarm_manager"} & set(record.to_dict())
+    member = record.evolve(cluster="default", swarm_role="worker", swarm_manager="web-1")
+    data = member.to_dict()
+    assert (data["cluster"], data["swarm_role"], data["swarm_manager"]) == ("default", "worker", "web-1")
+    assert MachineRecord.from_dict(json.loads(json.dumps(data))) == member
+
+
 # machine.json as provision wrote it before engine settings became one frozen type end to end.
 OLD_RECORD = """{"schema_version": 1, "provision_version": "0.1.0", "name": "old", "driver": "generic",
  "lifecycle": "ready", "created_at": "2026-01-01T00:00:00+00:00",

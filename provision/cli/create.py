@@ -12,7 +12,7 @@ from provision.machines import CreateRequest, Machines
 from . import flagparse
 from .app import app, machines, out, warn
 
-SHORT = {"-d": "driver"}
+SHORT = {"-d": "driver", "-n": "count"}
 USAGE = "Usage: provision create [OPTIONS] -d DRIVER [DRIVER OPTIONS] NAME\n"
 
 
@@ -53,6 +53,8 @@ def create(ctx: typer.Context) -> None:
     driver_name = options.value(DRIVER_OPTION, driver_name, service.environ, "provision create")
     driver_cls = registry.load(driver_name)
     values, positional = flagparse.parse(argv, SHARED_CREATE_OPTIONS + driver_cls.options, SHORT)
+    if not positional and values.get("swarm"):
+        positional = [str(values["swarm"])]  # `create -n 3 --swarm web`: machines web-1 … web-3
     if len(positional) != 1:
         raise UsageError("Error: provision create needs exactly one machine NAME" if not positional
                          else f"Error: unexpected arguments: {' '.join(positional[1:])}")
@@ -67,6 +69,9 @@ def create(ctx: typer.Context) -> None:
         keep_on_failure=shared["keep_on_failure"],
         ssh_config_include=_include_consent(service, shared),
     )
+    if shared["count"] != 1 or shared["swarm"] or shared["swarm_join"]:
+        _create_many(service, request, shared)
+        return
     record = service.create(request)
     from provision.names import context_name
 
@@ -79,6 +84,29 @@ def create(ctx: typer.Context) -> None:
         warn(f"The docker CLI reaches {record.name} over SSH once ~/.ssh/config includes the store's ssh config: "
              f"add the line 'Include \"{service.ssh_config_path}\"' at its top, or create with "
              "--ssh-config-include")
+
+
+def _create_many(service: Machines, request: CreateRequest, shared: dict[str, object]) -> None:
+    from provision.fleet import SwarmPlan, create_many, numbered_names
+    from provision.names import context_name
+
+    from .progress import MachineLines
+
+    count = int(shared["count"])  # type: ignore[call-overload]
+    plan = SwarmPlan(form=shared["swarm"], managers=int(shared["swarm_managers"]),  # type: ignore[arg-type,call-overload]
+                     join=shared["swarm_join"], join_as_manager=bool(shared["swarm_manager"]),  # type: ignore[arg-type]
+                     advertise=shared["swarm_advertise_addr"])  # type: ignore[arg-type]
+    with MachineLines(numbered_names(request.name, count)) as lines:
+        result = create_many(service, request, count, parallel=int(shared["parallel"]),  # type: ignore[call-overload]
+                             progress=lines.step, swarm=plan)
+    for record in result.created:
+        if record.name not in result.failed:
+            role = f" ({record.swarm_role} of cluster {record.cluster})" if record.swarm_role else ""
+            out(f'Docker is up and running on "{record.name}"{role}: docker --context {context_name(record.name)} ps\n')
+    if result.failed:
+        for name, why in result.failed.items():
+            warn(f"{name}: {why}")
+        raise typer.Exit(1)
 
 
 def _include_consent(service: Machines, shared: dict[str, object]) -> bool:

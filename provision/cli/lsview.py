@@ -9,7 +9,7 @@ from provision import formatting
 from provision.errors import UsageError
 from provision.machines import Listing, Machines
 
-LS_HEADER = ["NAME", "ACTIVE", "DRIVER", "STATE", "URL", "DOCKER", "ERRORS"]
+LS_HEADER = ["NAME", "ACTIVE", "DRIVER", "STATE", "URL", "SWARM", "DOCKER", "ERRORS"]
 FILTER_KEYS = ("name", "driver", "state", "label")
 
 
@@ -57,6 +57,6 @@ def ls_text(service: Machines, *, quiet: bool, filters: list[str], fmt: str | No
             return formatting.columns([formatting.table_header(template).split("\t")] +
                                       [formatting.render(template, r.to_dict()).split("\t") for r in rows])
         return "".join(formatting.render(fmt, r.to_dict()) + "\n" for r in rows)
-    table = [LS_HEADER] + [[r.name, "*" if r.active else "-", r.driver, r.state, r.url, r.docker, r.error]
+    table = [LS_HEADER] + [[r.name, "*" if r.active else "-", r.driver, r.state, r.url, r.swarm, r.docker, r.error]
                            for r in rows]
     return formatting.columns(table)

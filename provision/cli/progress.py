@@ -67,3 +67,52 @@ class _DebugLines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.reporter.debug_line(record.getMessage())
+
+
+class MachineLines:
+    """Progress of several machines at once: a live table, one row per machine, on a terminal; plain
+    lines prefixed with the machine's name otherwise. ``step`` may be called from any thread."""
+
+    def __init__(self, names: list[str], stream: Any = None) -> None:
+        import threading
+
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._started = time.monotonic()
+        self._rows = {name: "waiting" for name in names}
+        self._lock = threading.Lock()
+        self._live: Any = None
+
+    def __enter__(self) -> MachineLines:
+        if self.tty:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self._table(), console=Console(file=self.stream), refresh_per_second=4,
+                              transient=False)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(self._table())
+            self._live.stop()
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, show_header=True, pad_edge=False)
+        table.add_column("MACHINE")
+        table.add_column("STEP", overflow="ellipsis", no_wrap=True)
+        for name, message in self._rows.items():
+            table.add_row(name, message)
+        return table
+
+    def step(self, machine: str, message: str) -> None:
+        elapsed = time.monotonic() - self._started
+        with self._lock:
+            self._rows[machine] = f"[{elapsed:6.1f}s] {message}"
+            if self._live is not None:
+                self._live.update(self._table())
+            else:
+                print(f"[{elapsed:6.1f}s] {machine}: {message}", file=self.stream, flush=True)

@@ -16,9 +16,15 @@ def env(
                                                    "(default: from $SHELL)"),
     unset: bool = typer.Option(False, "--unset", "-u", help="Print commands that undo the settings"),
     no_proxy: bool = typer.Option(False, "--no-proxy", help="Add the machine's IP to NO_PROXY/no_proxy"),
+    swarm: bool = typer.Option(False, "--swarm", help="Point at a manager of NAME's swarm cluster"),
 ) -> None:
+    service = machines(ctx)
     name = env_name(names, unset)
-    out(env_text(machines(ctx), name, shell, unset, no_proxy))
+    if swarm and not unset:
+        from provision.swarm import Swarm
+
+        name = Swarm(service).manager_of(service.resolve_name(name))
+    out(env_text(service, name, shell, unset, no_proxy))
 
 
 @app.command(help="Make NAME the docker CLI's current context (use --unset to go back to default)")
