@@ -95,6 +95,7 @@ def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # On a host whose KVM hangs guests or makes QEMU abort, `auto` must still end with a running engine.
     monkeypatch.delenv("PROVISION_LOCAL_ACCEL", raising=False)
     store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    store.mkdir(mode=0o700)  # made here, before provision would make it, to hold the cache below
     # The image cache inside the store, as a user's default is: moving the store below moves it too.
     share_image_cache(Path(os.environ["PROVISION_CACHE_PATH"]), store / "cache")
     monkeypatch.delenv("PROVISION_CACHE_PATH")
