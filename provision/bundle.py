@@ -203,6 +203,9 @@ class Sharing:
         record = self.service.get(name)
         if record.lifecycle != Lifecycle.READY:
             raise ProvisionError(f'machine "{record.name}" is not ready ({record.lifecycle}); see `provision ls`')
+        if record.engine.over_ssh:
+            raise NotSupported(f'machine "{record.name}" is reached over SSH (--engine-endpoint ssh): there is no '
+                               "TLS endpoint to share; share its SSH access instead")
         url = self.service.connection(record).url  # "Host is not running" without a URL
         machine_ca = self.store.machine_dir(record.name) / paths.CA_CERT
         store_ca = self.service.ca.ca_cert_path

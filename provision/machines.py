@@ -200,9 +200,6 @@ class Machines:
                 record = record.evolve(lifecycle=Lifecycle.READY, error=None)
                 self.store.save(record)
                 self.write_context(record)
-                if record.engine.over_ssh and request.ssh_config_include:
-                    sshconfig.add_include(self.user_ssh_config, self.ssh_config_path)
-                return record
             except BaseException as exc:
                 failed = keeper.record.evolve(driver_data=dict(keeper.data), lifecycle=Lifecycle.ERROR,
                                               error=_describe(exc))
@@ -212,6 +209,13 @@ class Machines:
                         "the machine was kept (--keep-on-failure)" if request.keep_on_failure
                         else "everything created so far was removed")) from exc
                 raise
+        if record.engine.over_ssh and request.ssh_config_include:
+            # After the machine is ready: a ~/.ssh/config that cannot be changed must not undo the machine.
+            try:
+                sshconfig.add_include(self.user_ssh_config, self.ssh_config_path)
+            except ProvisionError as exc:
+                self.progress(f"~/.ssh/config was left as it is: {exc.message}")
+        return record
 
     def _fail_create(self, record: MachineRecord, driver: Driver, keep: bool) -> None:
         self.store.save(record)
@@ -219,6 +223,7 @@ class Machines:
             return
         self.progress(f"Create failed; removing what was created for {record.name}")
         try:
+            self._close_cluster_doors(record, driver)
             driver.remove()
         except BaseException as cleanup:  # keep the record so `rm` can try again
             self.store.save(record.evolve(error=f"{record.error}; cleanup failed: {_describe(cleanup)}"))
@@ -528,7 +533,9 @@ class Machines:
         try:
             with self.store.edit(name) as record:
                 self.progress(f"Removing {name}")
-                self.driver_for(record).remove()
+                driver = self.driver_for(record)
+                self._close_cluster_doors(record, driver)
+                driver.remove()
         except MachineNotFound:
             raise
         except StoreError as exc:  # an unreadable record, or the machine locked by another command
@@ -542,6 +549,16 @@ class Machines:
             self.docker.remove_context(context_name(name), name)
         self.store.delete(name)
         self._write_ssh_config()
+
+    def _close_cluster_doors(self, record: MachineRecord, driver: Driver) -> None:
+        """A cluster member that goes without leaving its swarm (a failed create, a swarm never formed)
+        closes what it opened; the last of the cluster's machines of that driver deletes what they shared,
+        so no security group or firewall rule outlives them."""
+        if not record.cluster or not driver.capabilities.cluster:
+            return
+        last = not any(isinstance(e, MachineRecord) and e.name != record.name and e.cluster == record.cluster
+                       and e.driver == record.driver for e in self.store.entries())
+        driver.leave_cluster(record.cluster, last=last)
 
     def _leave_swarm_before_remove(self, name: str, force: bool) -> None:
         """A cluster member is drained, leaves the swarm and is removed from the managers' list first; a
@@ -706,7 +723,7 @@ class Machines:
         our Include line in ~/.ssh/config go."""
         machines: list[sshconfig.SSHMachine] = []
         for entry in self.store.entries():
-            if isinstance(entry, MachineRecord) and entry.engine.over_ssh and entry.url:
+            if isinstance(entry, MachineRecord) and entry.engine.over_ssh:  # stopped ones too: they start again
                 try:
                     endpoint = self.driver_for(entry).ssh_endpoint()
                 except ProvisionError:
