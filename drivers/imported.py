@@ -51,6 +51,15 @@ class ImportedDriver(Driver):
                            key_path=self.ctx.ssh_key_path)
 
     @classmethod
+    def data_for_bundle(cls, url: str, origin: dict[str, Any], ssh: dict[str, Any] | None) -> dict[str, Any]:
+        """The record's driver data for a machine imported from a bundle: this driver's own keys, so the
+        core (which reaches drivers only through the registry) never spells them."""
+        data: dict[str, Any] = {"url": url, ORIGIN: origin}
+        if ssh is not None:
+            data[SSH] = ssh
+        return data
+
+    @classmethod
     def refusal_hint(cls, capability: str) -> str | None:
         if capability == "ssh":
             return "it was exported without --with-ssh; ask its owner for an export made with it"

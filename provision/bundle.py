@@ -310,13 +310,14 @@ class Sharing:
         if self.service.docker.read_context(context) is not None and self.service.docker.owner(context) != name:
             raise ProvisionError(f'docker context "{context}" already exists and was not created by provision; '
                                  "import under another name with --name")
-        from provision_drivers.imported import ORIGIN, SSH
+        from . import registry
 
-        data: dict[str, Any] = {"url": bundle.url, ORIGIN: {"machine": bundle.machine, "for": bundle.label,
-                                                             "exported_at": bundle.exported_at,
-                                                             "serial": bundle.serial}}
-        if bundle.ssh is not None:
-            data[SSH] = {"host": bundle.ssh.host, "port": bundle.ssh.port, "user": bundle.ssh.user}
+        origin = {"machine": bundle.machine, "for": bundle.label, "exported_at": bundle.exported_at,
+                  "serial": bundle.serial}
+        ssh = None if bundle.ssh is None else {"host": bundle.ssh.host, "port": bundle.ssh.port,
+                                               "user": bundle.ssh.user}
+        driver_cls: Any = registry.load(DRIVER)  # the imported driver, through the registry's door
+        data: dict[str, Any] = driver_cls.data_for_bundle(bundle.url, origin, ssh)
         record = MachineRecord(name=name, driver=DRIVER, lifecycle=Lifecycle.CREATING, driver_data=data,
                                url=bundle.url, host_key=bundle.ssh.host_key if bundle.ssh else None)
         self.store.claim(record)  # refuses a name taken since the check above
