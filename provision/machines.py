@@ -538,10 +538,12 @@ class Machines:
                 driver.remove()
         except MachineNotFound:
             raise
-        except StoreError as exc:  # an unreadable record, or the machine locked by another command
-            if not force:
+        except StoreError as exc:
+            # -f gets past an unreadable record, never past another command's lock: deleting the record
+            # under a running create would orphan what it makes.
+            if not force or not isinstance(exc, BrokenRecord):
                 raise
-            readable = not isinstance(exc, BrokenRecord)
+            readable = False
         except ProvisionError:
             if not force:
                 raise
