@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable
+from pathlib import Path
 
 DEFAULT_NETWORK = "default"
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")  # every network uses it: networks are separate segments
@@ -31,6 +32,17 @@ def multicast_endpoint(network: str) -> tuple[str, int]:
     group = f"230.{digest[0]}.{digest[1]}.{max(1, digest[2])}"
     port = PORT_BASE + int.from_bytes(digest[3:5], "big") % PORT_SPAN
     return group, port
+
+
+def store_segment(store_root: Path) -> str:
+    """An identifier of the store a machine was created in (not its path): part of the segment's key."""
+    return hashlib.sha256(str(store_root.resolve()).encode()).hexdigest()[:16]
+
+
+def segment_key(network: str, segment: str | None) -> str:
+    """What ``multicast_endpoint`` hashes: the store's segment and the network name (the name alone for
+    machines recorded before segments existed)."""
+    return f"{segment}/{network}" if segment else network
 
 
 def lowest_free_address(used: Iterable[str]) -> str:

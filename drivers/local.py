@@ -145,7 +145,10 @@ class LocalDriver(Driver):
             used = [str(peer["cluster_ip"]) for peer in self.ctx.peers()
                     if peer.get("cluster_network") == network and peer.get("cluster_ip")]
             address = clusternet.lowest_free_address(used)
-            self.ctx.data.update({"cluster_network": network, "cluster_ip": address,
+            # Addresses are unique within this store only: another store's machines (another project, another
+            # user) must be on another segment. Recorded, so a moved store's machines keep meeting each other.
+            segment = clusternet.store_segment(self.ctx.machine_dir.parent.parent)
+            self.ctx.data.update({"cluster_network": network, "cluster_segment": segment, "cluster_ip": address,
                                   "cluster_mac": clusternet.mac_for(address)})
             self.ctx.checkpoint()
 
@@ -179,7 +182,8 @@ class LocalDriver(Driver):
             engine_port=int(data["engine_port"]) if data.get("engine_port") else None,
             guest_engine_port=self.engine_bind_port(), console_log=self._console,
             qmp_socket=self._qmp_socket, pidfile=self._pidfile,
-            cluster_nic=(str(data["cluster_network"]), str(data["cluster_mac"])) if data.get("cluster_ip") else None,
+            cluster_nic=(clusternet.segment_key(str(data["cluster_network"]), data.get("cluster_segment")),
+                         str(data["cluster_mac"])) if data.get("cluster_ip") else None,
         )
 
     def _boot(self, *, fresh_ports: bool = False) -> None:

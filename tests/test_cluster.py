@@ -248,3 +248,14 @@ def test_machine_lines_prefix_each_line_with_its_machine() -> None:
         lines.step("a-1", "created")
     printed = stream.getvalue().splitlines()
     assert [line.split("] ", 1)[1] for line in printed] == ["a-2: booting", "a-1: created"]
+
+
+def test_two_stores_never_share_a_local_cluster_segment(tmp_path: Path) -> None:
+    """Addresses are unique within one store: another store's machines (another project or user on this
+    host) must sit on another multicast segment, or both would answer at 10.213.0.2."""
+    from provision_drivers import clusternet
+
+    one = clusternet.segment_key("default", clusternet.store_segment(tmp_path / "a"))
+    two = clusternet.segment_key("default", clusternet.store_segment(tmp_path / "b"))
+    assert clusternet.multicast_endpoint(one) != clusternet.multicast_endpoint(two)
+    assert clusternet.segment_key("default", None) == "default"  # machines recorded before segments existed
