@@ -44,7 +44,8 @@ VERSION = 1
 _HEADER = struct.Struct(">16sBBBB16s16s12s")
 HEADER_SIZE = _HEADER.size  # 64
 SCRYPT_LOG2_N, SCRYPT_R, SCRYPT_P = 15, 8, 1  # 32 MiB of memory, about 0.1 s here
-MAX_LOG2_N, MAX_R, MAX_P = 20, 16, 4  # a crafted header must not make import use gigabytes
+MAX_LOG2_N, MAX_R, MAX_P = 20, 16, 4
+MAX_SCRYPT_MEMORY = 256 << 20  # scrypt takes 128·r·N bytes: a crafted header must not make import use gigabytes
 PAYLOAD_FORMAT = 1
 MIN_PASSPHRASE = 8
 MAX_LABEL = 64
@@ -156,7 +157,8 @@ def decrypt(blob: bytes, passphrase: bytes, source: str = "the bundle") -> bytes
     if version != VERSION:
         raise BundleError(f"{source} is a version {version} bundle; this provision reads version {VERSION}"
                           + ("; upgrade provision" if version > VERSION else ""))
-    if not (10 <= log2_n <= MAX_LOG2_N and 1 <= r <= MAX_R and 1 <= p <= MAX_P):
+    if not (10 <= log2_n <= MAX_LOG2_N and 1 <= r <= MAX_R and 1 <= p <= MAX_P) \
+            or 128 * r * (1 << log2_n) > MAX_SCRYPT_MEMORY:
         raise BundleError(f"{source} is damaged (its key-derivation parameters are out of range)")
     key, expected = _derive(passphrase, salt, log2_n, r, p)
     if not hmac.compare_digest(check, expected):

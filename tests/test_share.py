@@ -320,3 +320,12 @@ def test_the_passphrase_is_asked_twice_on_a_terminal(owner, teammate, engine: En
     # A machine that does not exist is said before any prompt.
     code, output = _on_a_terminal([provision_bin(), "export", "nosuch", "-o", str(tmp_path / "x")], [])
     assert code == 1 and "Passphrase" not in output and 'Docker machine "nosuch" does not exist' in output
+
+
+def test_a_header_asking_for_gigabytes_of_scrypt_memory_is_refused_before_deriving() -> None:
+    from provision.bundle import BundleError, decrypt, encrypt
+
+    blob = bytearray(encrypt(b"{}", b"a passphrase"))
+    blob[17], blob[18] = 20, 16  # log2(N) and r within their own bounds, together 2 GiB of memory
+    with pytest.raises(BundleError, match="key-derivation parameters are out of range"):
+        decrypt(bytes(blob), b"a passphrase")
