@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -228,19 +229,28 @@ def test_unknown_machine_type_is_a_clear_error_and_leaves_nothing(gce: GCE, tmp_
     assert gce.fake.resources() == baseline
 
 
-def test_an_interrupt_at_every_checkpoint_is_cleaned_up(gce: GCE, tmp_path: Path) -> None:
+def interrupt_at_each_checkpoint(gce: GCE, build: Callable[[int], GoogleDriver],
+                                 clean_up: Callable[[GoogleDriver], None]) -> tuple[GoogleDriver, int]:
+    """Interrupt ``build(n).create()`` at its n-th checkpoint for n = 1, 2, ... until a create runs to the
+    end; after each interrupt ``clean_up`` gets a driver rebuilt from what was persisted (as the core's
+    rollback would) and must leave the project as it was. Returns the finished driver and its n."""
     baseline = gce.fake.resources()
     for n in itertools.count(1):
-        driver = make_driver(gce, tmp_path, f"int{n}", interrupt_at=n)
+        driver = build(n)
         try:
             driver.create()
         except KeyboardInterrupt:
-            pass
+            clean_up(reopen(driver))
+            assert gce.fake.resources() == baseline, f"interrupted at checkpoint {n}"
         else:
-            break
-        # Rebuilt from what was persisted up to the interrupt, as the core's rollback would be.
-        reopen(driver).remove()
-        assert gce.fake.resources() == baseline, f"interrupted at checkpoint {n}"
+            return driver, n
+    raise AssertionError("unreachable")
+
+
+def test_an_interrupt_at_every_checkpoint_is_cleaned_up(gce: GCE, tmp_path: Path) -> None:
+    baseline = gce.fake.resources()
+    driver, n = interrupt_at_each_checkpoint(
+        gce, lambda n: make_driver(gce, tmp_path, f"int{n}", interrupt_at=n), lambda later: later.remove())
     assert n >= 4  # settings, image, firewall, instance, addresses: each checkpointed
     checkpoints = driver.ctx.checkpoint.snapshots
     firsts = {key: next(i for i, s in enumerate(checkpoints) if key in s) for key in ("firewall", "instance")}

@@ -4,7 +4,6 @@ from the cluster's network tag to the same tag, created with the first member an
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from fake_gce import Fault
 from fixtures_gce import GCE
 from provision.errors import DriverError
 from provision_drivers.google import GoogleDriver
-from test_google import make_driver, reopen
+from test_google import interrupt_at_each_checkpoint, make_driver, reopen
 
 pytestmark = pytest.mark.gce
 ZONE = "us-central1-a"
@@ -197,19 +196,13 @@ def test_cluster_names_that_are_not_labels(gce: GCE, tmp_path: Path) -> None:
 
 def test_an_interrupt_at_every_checkpoint_of_a_member_is_cleaned_up(gce: GCE, tmp_path: Path) -> None:
     baseline = gce.fake.resources()
-    for n in itertools.count(1):
-        driver = member(gce, tmp_path, f"int{n}", interrupt_at=n)
-        try:
-            driver.create()
-        except KeyboardInterrupt:
-            pass
-        else:
-            break
-        # Rebuilt from what was persisted up to the interrupt, as the core's rollback would be.
-        later = reopen(driver)
+
+    def clean_up(later: GoogleDriver) -> None:
         later.leave_cluster("web", last=True)
         later.remove()
-        assert gce.fake.resources() == baseline, f"interrupted at checkpoint {n}"
+
+    driver, _ = interrupt_at_each_checkpoint(
+        gce, lambda n: member(gce, tmp_path, f"int{n}", interrupt_at=n), clean_up)
     snapshots = driver.ctx.checkpoint.snapshots
     # The rule's name is on record before the rule can exist, and before the instance that carries its tag.
     first_rule = next(i for i, s in enumerate(snapshots) if s.get("cluster_rules", {}).get("web") == TAG)
