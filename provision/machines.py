@@ -529,9 +529,10 @@ class Machines:
         """
         validate_machine_name(name)
         self._leave_swarm_before_remove(name, force)
-        readable = True
+        readable, over_ssh = True, False
         try:
             with self.store.edit(name) as record:
+                over_ssh = record.engine.over_ssh
                 self.progress(f"Removing {name}")
                 driver = self.driver_for(record)
                 self._close_cluster_doors(record, driver)
@@ -550,7 +551,8 @@ class Machines:
         if readable:
             self.docker.remove_context(context_name(name), name)
         self.store.delete(name)
-        self._write_ssh_config()
+        if over_ssh or not readable:  # a TCP machine's rm need not read every record again
+            self._write_ssh_config()
 
     def _close_cluster_doors(self, record: MachineRecord, driver: Driver) -> None:
         """A cluster member that goes without leaving its swarm (a failed create, a swarm never formed)
@@ -721,20 +723,20 @@ class Machines:
         return sshconfig.is_included(self.user_ssh_config, self.ssh_config_path)
 
     def _write_ssh_config(self) -> None:
-        """The store's ssh config from every ready machine reached over SSH; with none left, the file and
-        our Include line in ~/.ssh/config go."""
+        """The store's ssh config from every machine reached over SSH; with none left, the file and our
+        Include line in ~/.ssh/config go."""
+        over_ssh = [e for e in self.store.entries() if isinstance(e, MachineRecord) and e.engine.over_ssh]
         machines: list[sshconfig.SSHMachine] = []
-        for entry in self.store.entries():
-            if isinstance(entry, MachineRecord) and entry.engine.over_ssh:  # stopped ones too: they start again
-                try:
-                    endpoint = self.driver_for(entry).ssh_endpoint()
-                except ProvisionError:
-                    continue
-                directory = self.store.machine_dir(entry.name)
-                machines.append(sshconfig.SSHMachine(entry.name, endpoint.host, endpoint.port, endpoint.user,
-                                                     endpoint.key_path, directory / paths.KNOWN_HOSTS))
+        for entry in over_ssh:  # stopped ones too: they start again
+            try:
+                endpoint = self.driver_for(entry).ssh_endpoint()
+            except ProvisionError:
+                continue
+            directory = self.store.machine_dir(entry.name)
+            machines.append(sshconfig.SSHMachine(entry.name, endpoint.host, endpoint.port, endpoint.user,
+                                                 endpoint.key_path, directory / paths.KNOWN_HOSTS))
         sshconfig.write(self.ssh_config_path, machines)
-        if not any(isinstance(e, MachineRecord) and e.engine.over_ssh for e in self.store.entries()):
+        if not over_ssh:
             sshconfig.remove_include(self.user_ssh_config, self.ssh_config_path)
 
     def use(self, name: str) -> tuple[str, list[str]]:
