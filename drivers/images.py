@@ -32,7 +32,7 @@ Progress = Callable[[str], None]
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # What a machine needs to boot, take a key from the seed and be provisioned over SSH. No cloud-init:
-# its four Python stages cost minutes of first boot under TCG, so a small shell unit
+# its four Python stages cost minutes of first boot under TCG, so a small shell script run as a systemd generator
 # (templates/cloud-init/base-image/provision-firstboot) reads the same seed instead.
 BASE_PACKAGES = (
     "systemd-sysv", "systemd-resolved", "udev", "kmod", "passwd", "adduser", "openssh-server",
@@ -48,12 +48,16 @@ MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e
                 "e2scrub_reap.service", "dpkg-db-backup.timer",
                 # Holds docker.service back until DHCP completes: nothing at boot needs it here.
                 "systemd-networkd-wait-online.service")
+UNUSED_APPARMOR_PROFILES = ("lsb_release", "nvidia_modprobe")
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200n8 earlyprintk=ttyS0,115200 panic=-1"
 MANIFEST = "manifest.json"
 # Files rendered into the image; with the package list and the command line they form the recipe,
 # whose digest names the cache entry, so a changed recipe builds a new image instead of reusing an old one.
 BASE_IMAGE_TEMPLATES = ("fstab", "90-provision-dhcp.network", "sshd-provision.conf", "provision-firstboot",
-                        "provision-firstboot.service", "initramfs-provision.conf", "initramfs-hook")
+                        "provision-growfs.service", "initramfs-provision.conf", "initramfs-hook")
+# The login user, made in the image so the first boot only writes its key: useradd and usermod cost
+# seconds under TCG. The seed names the user; another name is still made at first boot.
+IMAGE_USER = "provision"
 BUILD_LOCK_TIMEOUT = 45 * 60  # a build under a slow mirror takes minutes; waiting longer means it is stuck
 BUILD_TIMEOUT = 40 * 60
 CHECKSUM_FILES = ("SHA512SUMS", "SHA256SUMS")
@@ -205,7 +209,7 @@ def _cached_or_made(image_dir: Path, what: str, progress: Progress, make: Callab
 
 def recipe_digest(variant: str) -> str:
     recipe = hashlib.sha256()
-    for part in (SUITE, KERNEL_CMDLINE, *VARIANTS[variant], *MASKED_UNITS,
+    for part in (SUITE, KERNEL_CMDLINE, IMAGE_USER, *VARIANTS[variant], *MASKED_UNITS, *UNUSED_APPARMOR_PROFILES,
                  *(render(f"cloud-init/base-image/{name}") for name in BASE_IMAGE_TEMPLATES)):
         recipe.update(part.encode() + b"\0")
     return recipe.hexdigest()[:12]
@@ -287,19 +291,37 @@ def _customize_root(root: Path) -> None:
     put("fstab", "/etc/fstab")
     put("90-provision-dhcp.network", "/etc/systemd/network/90-provision-dhcp.network")
     put("sshd-provision.conf", "/etc/ssh/sshd_config.d/10-provision.conf")
-    put("provision-firstboot", "/usr/local/sbin/provision-firstboot", 0o755)
-    put("provision-firstboot.service", "/etc/systemd/system/provision-firstboot.service")
-    # Every machine gets its own identity at first boot: host keys from provision-firstboot,
+    # A generator, not a service: it runs before systemd loads units (see the script for why).
+    put("provision-firstboot", "/etc/systemd/system-generators/provision-firstboot", 0o755)
+    put("provision-growfs.service", "/etc/systemd/system/provision-growfs.service")
+    # Every machine gets its own identity at first boot: the host key from the seed (provision-firstboot),
     # machine-id from systemd.
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()
     (root / "etc" / "machine-id").write_text("")
     (root / "var" / "lib" / "dbus" / "machine-id").unlink(missing_ok=True)
-    _systemctl(root, "enable", "systemd-networkd.service", "systemd-resolved.service",
-               "provision-firstboot.service")
+    _add_user(root, IMAGE_USER)
+    # Profiles for programs a Docker host does not run: compiling them at first boot held every service
+    # back by 4-9 s under TCG. AppArmor stays on; dockerd loads its own profile for containers.
+    for profile in UNUSED_APPARMOR_PROFILES:
+        if (root / "etc" / "apparmor.d" / profile).exists():
+            (root / "etc" / "apparmor.d" / "disable" / profile).symlink_to(f"../{profile}")
+    _systemctl(root, "enable", "systemd-networkd.service", "systemd-resolved.service", "provision-growfs.service")
     _systemctl(root, "mask", *MASKED_UNITS)
     for cache in (root / "var" / "cache" / "apt").glob("*.bin"):
         cache.unlink()
+
+
+def _add_user(root: Path, user: str) -> None:
+    """The login user with a locked password, in the sudo group and, where Docker is there, the docker group."""
+    groups = [g for g in ("sudo", "docker") if _has_group(root, g)]
+    _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--user-group",
+          *(["--groups", ",".join(groups)] if groups else []), user], what="useradd", progress=None)
+    _run(["chroot", str(root), "passwd", "-l", user], what="passwd -l", progress=None)
+
+
+def _has_group(root: Path, group: str) -> bool:
+    return any(line.split(":", 1)[0] == group for line in (root / "etc" / "group").read_text().splitlines())
 
 
 def _systemctl(root: Path, verb: str, *units: str) -> None:

@@ -20,11 +20,13 @@ from provision import waiting
 from provision.errors import CommandError, DriverError, TimeoutExpired, UsageError
 
 from . import clusternet, qemu
-from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
-from .images import VARIANTS, BaseImage, ensure_image, host_debian_mirror
+from provision.driver import Capabilities, Driver, EngineFile, MachineState, OptionSpec, SSHEndpoint
+from provision.sshkeys import new_ed25519
+from .images import IMAGE_USER, VARIANTS, BaseImage, ensure_image, host_debian_mirror
 from .seed import render_seed_files, write_seed_iso
 
-SSH_USER = "provision"  # made at first boot from the seed, with the machine's key and passwordless sudo
+SSH_USER = IMAGE_USER  # in provision's images; made by cloud-init on others; its key comes from the seed
+HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
 OVERLAY = "disk.qcow2"
 SEED = "seed.iso"
 CONSOLE_LOG = "console.log"
@@ -163,9 +165,18 @@ class LocalDriver(Driver):
         except OSError as exc:
             raise DriverError(f"the machine's public key {public_key} is unreadable: {exc.strerror}",
                               driver=self.name, machine=self.ctx.machine_name) from exc
+        engine_files = self.ctx.engine_files
+        if image.kind in VARIANTS:
+            # provision's own image takes its host key from the seed: made here, it is known before the
+            # first contact, so the first SSH login verifies the machine instead of trusting whoever answers.
+            private, public = new_ed25519(f"root@{self.ctx.machine_name}")
+            engine_files = (*engine_files, EngineFile(HOST_KEY_PATH, 0o600, private),
+                            EngineFile(HOST_KEY_PATH + ".pub", 0o644, public.encode() + b"\n"))
+            self.ctx.data["host_key"] = public
+            self.ctx.checkpoint()
         files = render_seed_files(instance_id=self.ctx.data["instance_id"], hostname=self.ctx.machine_name,
                                   user=SSH_USER, ssh_public_key=key_text, with_network_config=True,
-                                  engine_files=self.ctx.engine_files, cluster_nic=self._cluster_nic())
+                                  engine_files=engine_files, cluster_nic=self._cluster_nic())
         write_seed_iso(self._dir / SEED, files)
 
     # -- booting ---------------------------------------------------------------------------------------
@@ -367,6 +378,9 @@ class LocalDriver(Driver):
     def ssh_endpoint(self) -> SSHEndpoint:
         return SSHEndpoint(host="127.0.0.1", port=self._port("ssh_port"),
                            user=str(self.ctx.data.get("ssh_user", SSH_USER)), key_path=self.ctx.ssh_key_path)
+
+    def host_key(self) -> str | None:
+        return self.ctx.data.get("host_key")
 
     def ip(self) -> str:
         return "127.0.0.1"

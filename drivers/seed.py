@@ -2,16 +2,22 @@
 
 cloud-init finds the seed by its volume label on any block device and reads ``user-data``,
 ``meta-data`` and, when present, ``network-config`` from its root. provision's own Debian image has
-no cloud-init; its first-boot unit reads the plain ``provision-*`` files from the same seed, which
+no cloud-init; its first-boot step (a systemd generator) reads the plain ``provision-*`` files from the same seed, which
 cloud-init ignores. One seed thus serves both kinds of image. The ISO is written with pycdlib so
 no external tool (genisoimage, xorriso) is needed on the host. Rock Ridge and Joliet carry the real
 file names: plain ISO 9660 level 1 names cannot hold a hyphen.
+
+The files provision's image writes at first boot (engine certificates, the docker.service drop-in, the
+host key, the cluster NIC) travel as one tar archive: the first-boot step unpacks it with one ``tar``
+instead of a decode, chmod and rename per file, each a process start that costs time under TCG.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import tarfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,18 +29,20 @@ VOLUME_LABEL = "cidata"
 # Seed files and the 8.3 ISO 9660 names they hide behind (only Rock Ridge / Joliet readers see the real ones).
 _ISO_NAMES = {"user-data": "USERDATA.;1", "meta-data": "METADATA.;1", "network-config": "NETCFG.;1",
               "vendor-data": "VENDDATA.;1", "provision-user": "PUSER.;1", "provision-hostname": "PHOST.;1",
-              "provision-authorized-keys": "PKEYS.;1", "provision-engine-files": "PENGINE.;1"}
+              "provision-authorized-keys": "PKEYS.;1", "provision-files.tar": "PFILES.TAR;1"}
+BINARY_FILES = frozenset({"provision-files.tar"})
+SeedFiles = dict[str, str | bytes]
 
 
 def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_key: str,
                       with_network_config: bool, engine_files: Sequence[EngineFile] = (),
-                      cluster_nic: tuple[str, str] | None = None) -> dict[str, str]:
+                      cluster_nic: tuple[str, str] | None = None) -> SeedFiles:
     """The seed's files, rendered from ``templates/cloud-init``.
 
     ``cluster_nic`` (MAC, address): a second NIC with a static address on the cluster network, for
     cloud-init (network-config) and for provision's own image (a networkd file among the boot files).
     """
-    files = {
+    files: SeedFiles = {
         "meta-data": render("cloud-init/meta-data", instance_id=instance_id, hostname=hostname),
         "user-data": render("cloud-init/user-data", hostname=hostname, user=user,
                             ssh_public_key=ssh_public_key.strip()),
@@ -55,22 +63,28 @@ def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_
 
         engine_files = (*engine_files, EngineFile(NETWORK_FILE, 0o644, networkd_file(*cluster_nic).encode()))
     if engine_files:
-        files["provision-engine-files"] = engine_manifest(engine_files)
+        files["provision-files.tar"] = files_archive(engine_files)
     return files
 
 
-def engine_manifest(engine_files: Sequence[EngineFile]) -> str:
-    """One ``MODE PATH BASE64`` line per file: what the first-boot script can read with ``read``."""
-    lines = []
-    for f in engine_files:
-        if not f.path.startswith("/") or any(c.isspace() for c in f.path):
-            raise ValueError(f"engine file path {f.path!r} must be absolute and free of white space")
-        lines.append(f"{f.mode:o} {f.path} {f.b64}")
-    return "\n".join(lines) + "\n"
+def files_archive(engine_files: Sequence[EngineFile]) -> bytes:
+    """A tar archive of the files, owned by root with their modes, named relative to ``/``."""
+    out = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for f in engine_files:
+            if not f.path.startswith("/") or ".." in f.path.split("/"):
+                raise ValueError(f"engine file path {f.path!r} must be absolute, without '..'")
+            member = tarfile.TarInfo(f.path.lstrip("/"))
+            member.size, member.mode, member.mtime = len(f.content), f.mode, now
+            member.uid = member.gid = 0
+            member.uname = member.gname = "root"
+            archive.addfile(member, io.BytesIO(f.content))
+    return out.getvalue()
 
 
-def write_seed_iso(path: Path, files: Mapping[str, str]) -> None:
-    """Write ``files`` (name -> text) into a NoCloud seed ISO at ``path``, atomically."""
+def write_seed_iso(path: Path, files: Mapping[str, str | bytes]) -> None:
+    """Write ``files`` (name -> text, or bytes for an archive) into a NoCloud seed ISO at ``path``, atomically."""
     import pycdlib
 
     unknown = set(files) - set(_ISO_NAMES)
@@ -79,7 +93,7 @@ def write_seed_iso(path: Path, files: Mapping[str, str]) -> None:
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, vol_ident=VOLUME_LABEL, joliet=3, rock_ridge="1.09")
     for name, text in files.items():
-        data = text.encode("utf-8")
+        data = text if isinstance(text, bytes) else text.encode("utf-8")
         iso.add_fp(io.BytesIO(data), len(data), f"/{_ISO_NAMES[name]}", rr_name=name, joliet_path=f"/{name}")
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -92,21 +106,21 @@ def write_seed_iso(path: Path, files: Mapping[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def read_seed_iso(path: Path) -> dict[str, str]:
+def read_seed_iso(path: Path) -> SeedFiles:
     """The files of a seed ISO by their Rock Ridge names (used by tests and ``inspect``-style checks)."""
     import pycdlib
 
     iso = pycdlib.PyCdlib()
     iso.open(str(path))
     try:
-        found: dict[str, str] = {}
+        found: SeedFiles = {}
         for name in _ISO_NAMES:
             out = io.BytesIO()
             try:
                 iso.get_file_from_iso_fp(out, rr_path=f"/{name}")
             except pycdlib.pycdlibexception.PyCdlibInvalidInput:
                 continue
-            found[name] = out.getvalue().decode("utf-8")
+            found[name] = out.getvalue() if name in BINARY_FILES else out.getvalue().decode("utf-8")
         return found
     finally:
         iso.close()

@@ -214,6 +214,11 @@ class Driver(ABC):
     def ssh_endpoint(self) -> SSHEndpoint:
         raise NotImplementedError
 
+    def host_key(self) -> str | None:
+        """The public SSH host key the machine will present, when the driver chose it at create (an OpenSSH
+        public key line). The first login then verifies it; None: the key is learned at first contact."""
+        return None
+
     def cluster_address(self) -> str:
         """The address the other members of a cluster reach this machine at (its swarm advertise address)."""
         raise NotSupported(f"the {self.name} driver gives no cluster address")

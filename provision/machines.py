@@ -248,7 +248,8 @@ class Machines:
         timeout = max(timeout, driver.boot_timeout)
         self.progress(f"Waiting for SSH on {endpoint.host}:{endpoint.port}")
         auth_retry = FIRST_LOGIN_AUTH_RETRY if first_contact and driver.capabilities.keys_at_boot else 0.0
-        return RemoteSession.connect(endpoint, known_host_key=None if first_contact else record.host_key,
+        known = driver.host_key() if first_contact else record.host_key
+        return RemoteSession.connect(endpoint, known_host_key=known,
                                      machine=record.name, timeout=timeout, log=self.log, auth_retry=auth_retry)
 
     def _pin_host_key(self, record: MachineRecord, session: RemoteSession, endpoint: SSHEndpoint) -> MachineRecord:

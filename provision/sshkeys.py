@@ -7,8 +7,8 @@ from pathlib import Path
 from .fsutil import atomic_write
 
 
-def generate_ed25519(private_path: Path, comment: str) -> str:
-    """Write an OpenSSH ed25519 key pair; return the public key line."""
+def new_ed25519(comment: str) -> tuple[bytes, str]:
+    """A fresh ed25519 key pair in memory: the private key in OpenSSH format and the public key line."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -17,7 +17,12 @@ def generate_ed25519(private_path: Path, comment: str) -> str:
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                            serialization.PublicFormat.OpenSSH).decode()
-    line = f"{public} {comment}"
+    return private, f"{public} {comment}"
+
+
+def generate_ed25519(private_path: Path, comment: str) -> str:
+    """Write an OpenSSH ed25519 key pair; return the public key line."""
+    private, line = new_ed25519(comment)
     atomic_write(private_path, private, 0o600)
     atomic_write(private_path.with_name(private_path.name + ".pub"), line + "\n", 0o644)
     return line

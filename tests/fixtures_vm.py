@@ -26,7 +26,7 @@ IMAGE_CACHE = Path(os.environ.get("PROVISION_CACHE_PATH") or shared_cache_dir())
 # This host's /dev/kvm opens but its guests hang; tests use TCG unless told otherwise.
 TEST_ACCEL = "tcg"
 SSH_BOOT_TIMEOUT = 600.0  # TCG boot on a loaded host plus the first-boot step; a hung guest fails before CI's limit
-# Done once cloud-init (cloud images) or provision's own first-boot unit (its Debian image) has finished.
+# Done once cloud-init (cloud images) or provision's own first-boot step (its Debian image) has finished.
 FIRST_BOOT_DONE = ("if command -v cloud-init >/dev/null; then cloud-init status --wait >/dev/null; cloud-init status; "
                    "else test -e /var/lib/provision/firstboot-done && echo 'status: done'; fi")
 

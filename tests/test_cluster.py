@@ -57,11 +57,11 @@ def test_seed_configures_the_cluster_nic_by_mac(tmp_path: Path) -> None:
     config = yaml.safe_load(files["network-config"])
     assert config["ethernets"]["cluster"] == {"match": {"macaddress": "52:54:0a:d5:00:02"},
                                               "addresses": ["10.213.0.2/16"], "dhcp4": False}
-    import base64
+    import io
+    import tarfile
 
-    manifest = {line.split()[1]: base64.b64decode(line.split()[2]).decode()
-                for line in files["provision-engine-files"].splitlines()}
-    network = manifest[clusternet.NETWORK_FILE]
+    with tarfile.open(fileobj=io.BytesIO(files["provision-files.tar"])) as archive:  # type: ignore[arg-type]
+        network = archive.extractfile(clusternet.NETWORK_FILE.lstrip("/")).read().decode()  # type: ignore[union-attr]
     assert "MACAddress=52:54:0a:d5:00:02" in network and "Address=10.213.0.2/16" in network
     # Without a cluster NIC the seed is what it always was.
     plain = render_seed_files(instance_id="i", hostname="m", user="provision", ssh_public_key="k",

@@ -164,9 +164,15 @@ def test_seed_iso_carries_the_machine_key(tmp_path: Path) -> None:
         iso.close()
 
 
-def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) -> None:
-    import base64
+def _archive(data: bytes) -> dict[str, tuple[int, int, bytes]]:
+    import io
+    import tarfile
 
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return {m.name: (m.mode, m.uid, archive.extractfile(m).read()) for m in archive.getmembers()}  # type: ignore[union-attr]
+
+
+def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) -> None:
     from provision.driver import EngineFile
 
     engine_files = (EngineFile("/etc/docker/server-key.pem", 0o600, b"-----BEGIN PRIVATE KEY-----\nx\n"),
@@ -176,12 +182,48 @@ def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) ->
     iso_path = tmp_path / "seed.iso"
     write_seed_iso(iso_path, files)
     assert iso_path.stat().st_mode & 0o777 == 0o600
-    lines = [line.split(" ") for line in read_seed_iso(iso_path)["provision-engine-files"].splitlines()]
-    assert [(int(mode, 8), path, base64.b64decode(data)) for mode, path, data in lines] == [
-        (f.mode, f.path, f.content) for f in engine_files]
-    with pytest.raises(ValueError, match="white space"):
+    archive = read_seed_iso(iso_path)["provision-files.tar"]
+    assert isinstance(archive, bytes)
+    # One archive, unpacked at first boot by one tar: names relative to /, owned by root, with their modes.
+    assert _archive(archive) == {f.path.lstrip("/"): (f.mode, 0, f.content) for f in engine_files}
+    with pytest.raises(ValueError, match="absolute"):
         render_seed_files(instance_id="i", hostname="m1", user=SSH_USER, ssh_public_key="k",
-                          with_network_config=False, engine_files=(EngineFile("/etc/a b", 0o644, b""),))
+                          with_network_config=False, engine_files=(EngineFile("etc/a", 0o644, b""),))
+    with pytest.raises(ValueError, match="absolute"):
+        render_seed_files(instance_id="i", hostname="m1", user=SSH_USER, ssh_public_key="k",
+                          with_network_config=False, engine_files=(EngineFile("/etc/../root/a", 0o644, b""),))
+
+
+def test_each_machine_gets_its_own_host_key_known_before_first_contact(tmp_path: Path) -> None:
+    """provision's image takes its SSH host key from the seed: the driver knows it (host_key()) before the
+    first login, and two machines never share one."""
+    from provision_drivers.local import HOST_KEY_PATH
+
+    cache = tmp_path / "cache"
+    image_dir = cache / "local" / "img"
+    image_dir.mkdir(parents=True)
+    image = images.BaseImage(kind="debian-docker", disk=image_dir / "disk.qcow2", disk_format="qcow2")
+    seen: dict[str, tuple[str, bytes]] = {}
+    for name in ("m1", "m2"):
+        ctx = make_context(tmp_path / name, name, cache_dir=cache)
+        ctx.data["instance_id"] = f"provision-{name}"
+        driver = LocalDriver(ctx)
+        driver._write_seed(image)
+        files = _archive(read_seed_iso(tmp_path / name / "seed.iso")["provision-files.tar"])  # type: ignore[arg-type]
+        mode, _, private = files[HOST_KEY_PATH.lstrip("/")]
+        public = files[HOST_KEY_PATH.lstrip("/") + ".pub"][2].decode().strip()
+        assert mode == 0o600 and public == driver.host_key() == ctx.data["host_key"]
+        from provision.sshkeys import public_line
+
+        assert public_line(private, f"root@{name}") == public  # the pair matches
+        seen[name] = (public, private)
+    assert seen["m1"][0] != seen["m2"][0] and seen["m1"][1] != seen["m2"][1]
+    # A cloud image reads the seed with cloud-init, which ignores the archive: no key is promised for it.
+    ctx = make_context(tmp_path / "c1", "c1", cache_dir=cache)
+    ctx.data["instance_id"] = "provision-c1"
+    cloud = LocalDriver(ctx)
+    cloud._write_seed(images.BaseImage(kind="url", disk=image_dir / "x.qcow2", disk_format="qcow2"))
+    assert cloud.host_key() is None
 
 
 # -- the Debian mirror -----------------------------------------------------------------------------
