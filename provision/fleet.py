@@ -72,8 +72,10 @@ def create_many(service: Machines, request: CreateRequest, count: int, *, parall
     service.ca.ensure()  # once, before the threads: each create would otherwise race to make it
 
     def create_one(name: str) -> MachineRecord:
+        # Debug lines of machines made at once interleave: each says whose it is (its `took` lines too).
         view = Machines(service.store, service.docker, environ=service.environ,
-                        progress=lambda message: progress(name, message), log=service.log)
+                        progress=lambda message: progress(name, message),
+                        log=lambda line: service.log(f"{name}: {line.lstrip()}"))
         return view.create(replace(request, name=name, cluster=cluster, driver_flags=dict(request.driver_flags)))
 
     result = FleetResult()

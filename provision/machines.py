@@ -6,6 +6,7 @@ reached only through ``provision.registry``; the store, the CA and docker's conf
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, Mac
 from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
 from .shellenv import override_warnings, url_host
+from .steps import StepClock
 from .record import FOREIGN_CA, MIGRATED_FROM, CertInfo, EngineSettings, Lifecycle, MachineRecord
 from .store import LOCK_TIMEOUT, BrokenEntry, Store
 if TYPE_CHECKING:
@@ -164,8 +166,31 @@ class Machines:
         return ConnectionInfo(record.name, url, url_host(url),
                               self.store.machine_dir(record.name))
 
+    @contextmanager
+    def _timed(self, what: str) -> Iterator[tuple[Machines, StepClock]]:
+        """A view of this service whose progress messages are timed steps (``took`` lines through ``log``).
+        A view, not a swapped callback: ``start a b`` runs both machines on this one service at once."""
+        clock = StepClock(what, log=self.log)
+        view = copy.copy(self)
+        view.progress = clock.wrap(self.progress)
+        try:
+            yield view, clock
+        finally:
+            clock.finish()  # a failed command's steps are timed too; a second finish does nothing
+
     # -- create ----------------------------------------------------------------------------------
     def create(self, request: CreateRequest) -> MachineRecord:
+        with self._timed(f"create {request.name}") as (timed, clock):
+            record = timed._create(request, clock)
+        if record.engine.over_ssh and request.ssh_config_include:
+            # After the machine is ready: a ~/.ssh/config that cannot be changed must not undo the machine.
+            try:
+                sshconfig.add_include(self.user_ssh_config, self.ssh_config_path)
+            except ProvisionError as exc:
+                self.progress(f"~/.ssh/config was left as it is: {exc.message}")
+        return record
+
+    def _create(self, request: CreateRequest, clock: StepClock) -> MachineRecord:
         validate_machine_name(request.name)
         driver_cls = _registry().load(request.driver)
         if request.engine.over_ssh and not (driver_cls.capabilities.ssh and driver_cls.capabilities.provisions_engine):
@@ -197,7 +222,9 @@ class Machines:
                 record = keeper.record.evolve(url=self._engine_url(record, driver))
                 if driver_cls.capabilities.provisions_engine:
                     record = self._provision(record, driver, first_contact=True, issued=issued)
-                record = record.evolve(lifecycle=Lifecycle.READY, error=None)
+                # Recorded with the machine, so `inspect` shows where a slow create spent its time.
+                record = record.evolve(lifecycle=Lifecycle.READY, error=None,
+                                       facts={**record.facts, **clock.finish().facts("create")})
                 self.store.save(record)
                 self.write_context(record)
             except BaseException as exc:
@@ -209,12 +236,6 @@ class Machines:
                         "the machine was kept (--keep-on-failure)" if request.keep_on_failure
                         else "everything created so far was removed")) from exc
                 raise
-        if record.engine.over_ssh and request.ssh_config_include:
-            # After the machine is ready: a ~/.ssh/config that cannot be changed must not undo the machine.
-            try:
-                sshconfig.add_include(self.user_ssh_config, self.ssh_config_path)
-            except ProvisionError as exc:
-                self.progress(f"~/.ssh/config was left as it is: {exc.message}")
         return record
 
     def _fail_create(self, record: MachineRecord, driver: Driver, keep: bool) -> None:
@@ -458,6 +479,10 @@ class Machines:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _lifecycle(self, name: str, action: str) -> MachineRecord:
+        with self._timed(f"{action} {name}") as (timed, _clock):
+            return timed._act(name, action)
+
+    def _act(self, name: str, action: str) -> MachineRecord:
         # A second `start` (or a `stop`) while another command boots the machine waits for it to finish,
         # as long as a boot may take, then acts on what that command left: never a half-done state.
         driver_cls = _registry().load(self.store.load(name).driver)

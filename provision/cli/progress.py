@@ -1,7 +1,8 @@
 """Show long work: a spinner with the current step on a terminal, plain lines otherwise.
 
 Under ``--debug`` the reporter also shows what the core logs at DEBUG level through the stdlib
-``logging`` module (``+ command`` for every local program, from ``provision.run``).
+``logging`` module (``+ command`` for every local program, from ``provision.run``), and the lines the core
+hands to its ``log`` callback (commands run on a machine, ``took 3.4 s: STEP`` as each step ends).
 """
 
 from __future__ import annotations
