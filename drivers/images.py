@@ -27,6 +27,8 @@ from provision.errors import CommandError, DriverError, TimeoutExpired
 from provision.run import run
 from provision.templating import render
 
+from .kernelfile import write_boot_kernel
+
 Progress = Callable[[str], None]
 
 SUITE = "bookworm"
@@ -35,7 +37,7 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # its four Python stages cost minutes of first boot under TCG, so a small shell script run as a systemd generator
 # (templates/cloud-init/base-image/provision-firstboot) reads the same seed instead.
 BASE_PACKAGES = (
-    "systemd-sysv", "systemd-resolved", "udev", "kmod", "passwd", "adduser", "openssh-server",
+    "systemd-sysv", "udev", "dbus", "kmod", "passwd", "adduser", "openssh-server",
     "linux-image-amd64", "apparmor", "sudo", "ca-certificates", "e2fsprogs", "iproute2", "netbase", "curl",
     "gnupg",
 )
@@ -47,14 +49,21 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e2scrub_all.timer",
                 "e2scrub_reap.service", "dpkg-db-backup.timer",
                 # Holds docker.service back until DHCP completes: nothing at boot needs it here.
-                "systemd-networkd-wait-online.service")
+                "systemd-networkd-wait-online.service",
+                # Modules for hardware the machine lacks; anything else (loop, fuse) loads on first use.
+                "modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@dm_mod.service")
+# Units started early, beside the rest of the boot (templates/cloud-init/base-image/early-start.conf).
+EARLY_UNITS = ("containerd.service", "docker.service")
+# How the kernel is booted (drivers/kernelfile.py): part of the recipe, so older cached images are rebuilt.
+BOOT_KERNEL = "vmlinux-pvh"
 UNUSED_APPARMOR_PROFILES = ("lsb_release", "nvidia_modprobe")
 KERNEL_CMDLINE = "root=/dev/vda rw console=ttyS0,115200n8 earlyprintk=ttyS0,115200 panic=-1"
 MANIFEST = "manifest.json"
 # Files rendered into the image; with the package list and the command line they form the recipe,
 # whose digest names the cache entry, so a changed recipe builds a new image instead of reusing an old one.
 BASE_IMAGE_TEMPLATES = ("fstab", "90-provision-dhcp.network", "sshd-provision.conf", "provision-firstboot",
-                        "provision-growfs.service", "initramfs-provision.conf", "initramfs-hook")
+                        "provision-growfs.service", "initramfs-provision.conf", "initramfs-hook",
+                        "early-start.conf", "early-socket.conf", "resolv.conf")
 # The login user, made in the image so the first boot only writes its key: useradd and usermod cost
 # seconds under TCG. The seed names the user; another name is still made at first boot.
 IMAGE_USER = "provision"
@@ -209,7 +218,8 @@ def _cached_or_made(image_dir: Path, what: str, progress: Progress, make: Callab
 
 def recipe_digest(variant: str) -> str:
     recipe = hashlib.sha256()
-    for part in (SUITE, KERNEL_CMDLINE, IMAGE_USER, *VARIANTS[variant], *MASKED_UNITS, *UNUSED_APPARMOR_PROFILES,
+    for part in (SUITE, KERNEL_CMDLINE, BOOT_KERNEL, IMAGE_USER, *VARIANTS[variant], *MASKED_UNITS, *EARLY_UNITS,
+                 *UNUSED_APPARMOR_PROFILES,
                  *(render(f"cloud-init/base-image/{name}") for name in BASE_IMAGE_TEMPLATES)):
         recipe.update(part.encode() + b"\0")
     return recipe.hexdigest()[:12]
@@ -251,7 +261,7 @@ def _build_debian_image(variant: str, image_dir: Path, *, mirror: str, progress:
         ], what="mmdebstrap", progress=progress, timeout=BUILD_TIMEOUT)
         _customize_root(root)
         kernel, initrd = _boot_files(root)
-        shutil.copy2(kernel, work / "vmlinuz")
+        boot_kernel = write_boot_kernel(kernel, work).name
         shutil.copy2(initrd, work / "initrd.img")
         progress(f"{variant} base image: writing the ext4 filesystem")
         raw = work / "disk.raw"
@@ -264,10 +274,10 @@ def _build_debian_image(variant: str, image_dir: Path, *, mirror: str, progress:
               str(work / "disk.qcow2")], what="qemu-img convert", progress=progress)
         raw.unlink()
         image_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("disk.qcow2", "vmlinuz", "initrd.img"):
+        for name in ("disk.qcow2", boot_kernel, "initrd.img"):
             os.replace(work / name, image_dir / name)
         image = BaseImage(kind=variant, disk=image_dir / "disk.qcow2", disk_format="qcow2",
-                          kernel=image_dir / "vmlinuz", initrd=image_dir / "initrd.img", cmdline=KERNEL_CMDLINE)
+                          kernel=image_dir / boot_kernel, initrd=image_dir / "initrd.img", cmdline=KERNEL_CMDLINE)
         _write_manifest(image_dir, image, {
             "suite": SUITE, "mirror": mirror, "packages": list(VARIANTS[variant]),
             "build_seconds": round(time.monotonic() - started, 1),
@@ -294,6 +304,12 @@ def _customize_root(root: Path) -> None:
     # A generator, not a service: it runs before systemd loads units (see the script for why).
     put("provision-firstboot", "/etc/systemd/system-generators/provision-firstboot", 0o755)
     put("provision-growfs.service", "/etc/systemd/system/provision-growfs.service")
+    # Drop-ins wait for their units: the debian variant gets Docker from apt later and starts it early too.
+    for unit in EARLY_UNITS:
+        put("early-start.conf", f"/etc/systemd/system/{unit}.d/05-provision-early.conf")
+    put("early-socket.conf", "/etc/systemd/system/docker.socket.d/05-provision-early.conf")
+    (root / "etc" / "resolv.conf").unlink(missing_ok=True)  # mmdebstrap leaves the build host's
+    put("resolv.conf", "/etc/resolv.conf")
     # Every machine gets its own identity at first boot: the host key from the seed (provision-firstboot),
     # machine-id from systemd.
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
@@ -306,7 +322,7 @@ def _customize_root(root: Path) -> None:
     for profile in UNUSED_APPARMOR_PROFILES:
         if (root / "etc" / "apparmor.d" / profile).exists():
             (root / "etc" / "apparmor.d" / "disable" / profile).symlink_to(f"../{profile}")
-    _systemctl(root, "enable", "systemd-networkd.service", "systemd-resolved.service", "provision-growfs.service")
+    _systemctl(root, "enable", "systemd-networkd.service", "provision-growfs.service")
     _systemctl(root, "mask", *MASKED_UNITS)
     for cache in (root / "var" / "cache" / "apt").glob("*.bin"):
         cache.unlink()
