@@ -55,7 +55,7 @@ MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer", "e
                 "modprobe@drm.service", "modprobe@efi_pstore.service", "modprobe@dm_mod.service")
 IPTABLES_LEGACY = ("iptables", "ip6tables")
 # Units started early, beside the rest of the boot (templates/cloud-init/base-image/early-start.conf).
-EARLY_UNITS = ("containerd.service", "docker.service")
+EARLY_UNITS = ("containerd.service", "docker.service", "ssh.service")
 # How the kernel is booted (drivers/kernelfile.py): part of the recipe, so older cached images are rebuilt.
 BOOT_KERNEL = "vmlinux-pvh, small initrd"
 UNUSED_APPARMOR_PROFILES = ("lsb_release", "nvidia_modprobe")
