@@ -600,7 +600,9 @@ def assert_guest_kernel_runs(driver: LocalDriver, within: float = 180.0) -> None
 
 # A real QEMU first on PATH that fails under -accel kvm as QEMU does on some nested hosts, and runs the
 # real binary otherwise: "abort" dies before detaching (kvm_buf_set_msrs' assertion, exit 134),
-# "dies-booting" detaches under TCG and is killed a moment later, as a guest that crashes while booting.
+# "dies-booting" detaches under TCG with its vCPUs held (-S), so the guest prints nothing, and is killed a
+# moment later, as a QEMU that dies while its guest boots. (Held, because the guest kernel now prints its
+# banner a fraction of a second after QEMU starts: a running guest would beat the kill.)
 KVM_FAILING_QEMU = r"""#!/usr/bin/env bash
 real=$(PATH=${PATH#*:} command -v qemu-system-x86_64)
 args=("$@"); kvm=0; pidfile=
@@ -614,7 +616,7 @@ if [ "$MODE" = abort ]; then
   echo "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed." >&2
   kill -ABRT $$
 fi
-"$real" "${args[@]}" || exit $?
+"$real" -S "${args[@]}" || exit $?
 ( sleep 0.5; kill -9 "$(cat "$pidfile")" ) >/dev/null 2>&1 &
 """
 
