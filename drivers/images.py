@@ -6,7 +6,8 @@ creates build or download once; the others wait and reuse the result.
 
 The Debian build needs no loop device and no bootloader: ``mmdebstrap`` makes a root directory,
 ``mkfs.ext4 -d`` turns it into a filesystem image inside a plain file, ``qemu-img`` compresses it, and
-QEMU boots the kernel and initrd copied out of the root's ``/boot`` (direct kernel boot).
+QEMU boots the kernel straight from the cache (direct kernel boot): the ELF taken out of the root's
+``/boot/vmlinuz`` (``drivers/kernelfile.py``) with provision's own initramfs (``drivers/initrd.py``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ Progress = Callable[[str], None]
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # What a machine needs to boot, take a key from the seed and be provisioned over SSH. No cloud-init:
-# its four Python stages cost minutes of first boot under TCG, so a small shell script run as a systemd generator
-# (templates/cloud-init/base-image/provision-firstboot) reads the same seed instead.
+# its four Python stages cost minutes of first boot under TCG, so a small shell script, run as a systemd
+# generator (templates/cloud-init/base-image/provision-firstboot), reads the same seed instead.
 BASE_PACKAGES = (
     "systemd-sysv", "udev", "dbus", "kmod", "passwd", "adduser", "openssh-server",
     "linux-image-amd64", "apparmor", "sudo", "ca-certificates", "e2fsprogs", "iproute2", "netbase", "curl",
@@ -220,8 +221,8 @@ def _cached_or_made(image_dir: Path, what: str, progress: Progress, make: Callab
 
 def recipe_digest(variant: str) -> str:
     recipe = hashlib.sha256()
-    for part in (SUITE, KERNEL_CMDLINE, BOOT_KERNEL, *ROOT_MODULES, IMAGE_USER, *VARIANTS[variant], *MASKED_UNITS, *EARLY_UNITS, *IPTABLES_LEGACY,
-                 *UNUSED_APPARMOR_PROFILES,
+    for part in (SUITE, KERNEL_CMDLINE, BOOT_KERNEL, *ROOT_MODULES, IMAGE_USER, *VARIANTS[variant],
+                 *MASKED_UNITS, *EARLY_UNITS, *IPTABLES_LEGACY, *UNUSED_APPARMOR_PROFILES,
                  *(render(f"cloud-init/base-image/{name}") for name in BASE_IMAGE_TEMPLATES)):
         recipe.update(part.encode() + b"\0")
     return recipe.hexdigest()[:12]
