@@ -2,8 +2,8 @@
 
 cloud-init finds the seed by its volume label on any block device and reads ``user-data``,
 ``meta-data`` and, when present, ``network-config`` from its root. provision's own Debian image has
-no cloud-init; its first-boot step (a systemd generator) reads the plain ``provision-*`` files from the same seed, which
-cloud-init ignores. One seed thus serves both kinds of image. The ISO is written with pycdlib so
+no cloud-init; its first-boot step (a systemd generator) reads the plain ``provision-*`` files from the
+same seed, which cloud-init ignores. One seed thus serves both kinds of image. The ISO is written with pycdlib so
 no external tool (genisoimage, xorriso) is needed on the host. Rock Ridge and Joliet carry the real
 file names: plain ISO 9660 level 1 names cannot hold a hyphen.
 

@@ -272,7 +272,9 @@ class Machines:
         timeout = max(timeout, driver.boot_timeout)
         self.progress(f"Waiting for SSH on {endpoint.host}:{endpoint.port}")
         auth_retry = FIRST_LOGIN_AUTH_RETRY if first_contact and driver.capabilities.keys_at_boot else 0.0
-        known = driver.host_key() if first_contact else record.host_key
+        # The pinned key, else the one the driver chose for the machine (then even a first contact, or a
+        # machine whose create stopped before pinning, is verified), else none: learned at this contact.
+        known = record.host_key or driver.host_key()
         return RemoteSession.connect(endpoint, known_host_key=known,
                                      machine=record.name, timeout=timeout, log=self.log, auth_retry=auth_retry)
 
