@@ -7,14 +7,13 @@ itself is never touched by ``remove``. Its state is whether the SSH port answers
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import socket
 from pathlib import Path
 from typing import Any, ClassVar
 
-from provision import waiting
+from provision import addresses, waiting
 from provision.errors import DriverError, NotSupported, ProvisionError, UsageError
 
 from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
@@ -45,13 +44,28 @@ class GenericDriver(Driver):
     capabilities = Capabilities(provisions_engine=True, ssh=True, restart=True)
 
     # -- create / remove ----------------------------------------------------------------------------
-    def create(self) -> None:
-        ip = str(self.ctx.option("generic_ip_address") or "").strip()
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        cls._address(options)
+        _port(options.get("generic_ssh_port"), "--generic-ssh-port")
+        _port(options.get("generic_engine_port"), "--generic-engine-port")
+
+    @staticmethod
+    def _address(options: dict[str, Any]) -> tuple[str, str]:
+        """The host and SSH user, checked: both reach ssh's command line and the engine URL."""
+        ip = str(options.get("generic_ip_address") or "").strip()
         if not ip:
             raise UsageError("--generic-ip-address is required")
         if ip.startswith("[") and ip.endswith("]"):
             ip = ip[1:-1]
-        user = str(self.ctx.option("generic_ssh_user")).strip()
+        user = str(options.get("generic_ssh_user")).strip()
+        try:
+            return addresses.check_host(ip), addresses.check_user(user)
+        except addresses.BadAddress as exc:
+            raise UsageError(f"--generic-ip-address/--generic-ssh-user: {exc.message}") from exc
+
+    def create(self) -> None:
+        ip, user = self._address(self.ctx.options)
         ssh_port = _port(self.ctx.option("generic_ssh_port"), "--generic-ssh-port")
         engine_port = _port(self.ctx.option("generic_engine_port"), "--generic-engine-port")
         self.ctx.data.update({"ip": ip, "ssh_user": user, "ssh_port": ssh_port, "engine_port": engine_port})
@@ -112,7 +126,7 @@ class GenericDriver(Driver):
         return int(self.ctx.data.get("engine_port") or self.ctx.option("generic_engine_port"))
 
     def engine_url(self) -> str:
-        return f"tcp://{_url_host(self._ip())}:{self.engine_bind_port()}"
+        return addresses.tcp_url(self._ip(), self.engine_bind_port())
 
     def ssh_endpoint(self) -> SSHEndpoint:
         key_file = self.ctx.data.get("ssh_key_file") or self.ctx.ssh_key_path.name
@@ -179,8 +193,3 @@ def _port(value: Any, flag: str) -> int:
     return port
 
 
-def _url_host(host: str) -> str:
-    try:
-        return f"[{host}]" if ipaddress.ip_address(host).version == 6 else host
-    except ValueError:
-        return host

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-from urllib.parse import urlsplit
+from typing import Any, ClassVar
 
+from provision import addresses
 from provision.errors import UsageError
 
 from provision.driver import Capabilities, Driver, MachineState, OptionSpec
@@ -18,16 +18,23 @@ class NoneDriver(Driver):
     )
     capabilities = Capabilities()  # nothing to start, stop or reach: the engine is someone else's
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        cls._url(options)
+
+    @classmethod
+    def _url(cls, options: dict[str, Any]) -> str:
+        url = str(options.get("url") or "")
+        if not url.startswith("tcp://"):
+            raise UsageError(f'--url must look like tcp://HOST:PORT, not {url!r}')
+        try:  # Docker Machine took tcp://HOST as the engine port
+            _, _, host, port = addresses.split_url(url, tcp_port=cls.engine_port)
+        except addresses.BadAddress as exc:
+            raise UsageError(f"--url must look like tcp://HOST:PORT: {exc.message}") from exc
+        return addresses.tcp_url(host, port)
+
     def create(self) -> None:
-        url = str(self.ctx.option("url") or "")
-        parts = urlsplit(url)
-        if parts.scheme != "tcp" or not parts.hostname:
-            raise UsageError(f'--url must look like tcp://HOST:PORT, not "{url}"')
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise UsageError(f'--url has an invalid port: "{url}"') from exc
-        self.ctx.data["url"] = f"tcp://{parts.hostname}:{port or self.engine_port}"
+        self.ctx.data["url"] = self._url(self.ctx.options)
 
     def remove(self) -> None:
         """Nothing was created, so nothing is removed but the record."""

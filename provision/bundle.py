@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from . import paths
+from . import addresses, paths
 from .errors import MachineExists, NotSupported, ProvisionError, UsageError
 from .fsutil import atomic_write
 from .names import context_name, validate_machine_name
@@ -363,24 +362,28 @@ def _verify(bundle: Bundle, source: str) -> None:
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
         raise damaged
-    parts = urlsplit(bundle.url)
     try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme != "tcp" or not parts.hostname or not port:
+        scheme = addresses.split_url(bundle.url)[0]
+    except addresses.BadAddress as exc:
+        raise BundleError(f"{source} names an engine URL provision cannot use: {exc.message}") from exc
+    if scheme != "tcp":
         raise BundleError(f"{source} names an engine URL provision cannot use: {bundle.url!r}")
     if not is_machine_name(bundle.machine):
         raise BundleError(f"{source} names an invalid machine {bundle.machine!r}")
-    if bundle.ssh is not None and (not bundle.ssh.host or not 0 < bundle.ssh.port < 65536
-                                   or len(bundle.ssh.host_key.split()) < 2):
-        raise BundleError(f"{source} carries SSH access provision cannot use")
+    if bundle.ssh is not None:
+        try:
+            addresses.check_host(bundle.ssh.host), addresses.check_user(bundle.ssh.user)
+            addresses.check_port(bundle.ssh.port)
+        except addresses.BadAddress as exc:
+            raise BundleError(f"{source} carries SSH access provision cannot use: {exc.message}") from exc
+        if len(bundle.ssh.host_key.split()) < 2:
+            raise BundleError(f"{source} carries SSH access provision cannot use")
 
 
 def _url_warnings(url: str) -> list[str]:
     import ipaddress
 
-    host = urlsplit(url).hostname or ""
+    host = addresses.url_host(url)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -46,13 +46,17 @@ class DockerConfig:
         """The machine that owns context ``name``, or None when it is absent or not ours."""
         return lean.owner(self.read_context(name))
 
-    def write_context(self, name: str, machine: str, host: str, tls: ContextTLS | None, description: str) -> None:
-        """Write (or rewrite) our context; ``tls`` None for an ``ssh://`` host, which needs no certificates."""
+    def check_context_free(self, name: str, machine: str) -> None:
+        """Refuse when context ``name`` exists and is not the one provision wrote for ``machine``."""
         existing = self.read_context(name)
         if existing is not None and lean.owner(existing) != machine:
             raise ProvisionError(
                 f'docker context "{name}" already exists and was not created by provision for machine '
                 f'"{machine}"; remove it with `docker context rm {name}` or pick another machine name')
+
+    def write_context(self, name: str, machine: str, host: str, tls: ContextTLS | None, description: str) -> None:
+        """Write (or rewrite) our context; ``tls`` None for an ``ssh://`` host, which needs no certificates."""
+        self.check_context_free(name, machine)
         meta = {
             "Name": name,
             "Metadata": {"Description": description, MARKER: machine},

@@ -180,6 +180,11 @@ class Driver(ABC):
         context.options = {**{spec.key: spec.default_value() for spec in self.options}, **context.options}
         self.ctx = context
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Refuse (``UsageError``) option values that could never work, before anything is made: the core
+        calls this before it claims the name, so a bad flag is one line and leaves nothing behind."""
+
     # -- required -------------------------------------------------------------------------------
     @abstractmethod
     def create(self) -> None:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
-from . import lean, paths, sshconfig
+from . import addresses, lean, paths, sshconfig
 from .contexts import ContextTLS, DockerConfig
 from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
 from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
-from .shellenv import override_warnings, url_host
+from .shellenv import override_warnings
 from .steps import StepClock
 from .record import FOREIGN_CA, MIGRATED_FROM, CertInfo, EngineSettings, Lifecycle, MachineRecord
 from .store import LOCK_TIMEOUT, BrokenEntry, Store
@@ -166,7 +166,7 @@ class Machines:
         url = record.url
         if not url:
             raise HostNotRunning(record.name)
-        return ConnectionInfo(record.name, url, url_host(url),
+        return ConnectionInfo(record.name, url, addresses.url_host(url),
                               self.store.machine_dir(record.name))
 
     @contextmanager
@@ -200,6 +200,10 @@ class Machines:
             raise UsageError(f"--engine-endpoint ssh needs a driver that provisions its engine over SSH; "
                              f"{request.driver} does not")
         options = resolve(driver_cls, request.driver_flags, self.environ)
+        driver_cls.check_options(options)
+        # A docker context of that name that provision did not write would fail the create at its very end,
+        # after a cloud instance was made and paid for: refuse now, before anything exists.
+        self.docker.check_context_free(context_name(request.name), request.name)
         record = MachineRecord(name=request.name, driver=request.driver,
                                driver_options=public(driver_cls, options), engine=request.engine,
                                cluster=request.cluster)
@@ -386,8 +390,8 @@ class Machines:
         """``tcp://HOST:PORT`` from the driver, or ``ssh://USER@HOST:PORT`` when the engine is reached over SSH."""
         if record.engine.over_ssh:
             endpoint = driver.ssh_endpoint()
-            return sshconfig.ssh_url(endpoint.user, endpoint.host, endpoint.port)
-        return driver.engine_url()
+            return addresses.ssh_url(endpoint.user, endpoint.host, endpoint.port)
+        return addresses.engine_url(driver.engine_url())
 
     def wait_for_engine(self, info: ConnectionInfo, timeout: float = ENGINE_READY_TIMEOUT) -> None:
         from . import probe, waiting

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from . import __version__
+from . import __version__, addresses
+from .addresses import BadAddress
 from .errors import BrokenRecord
 from .paths import RECORD_SCHEMA_VERSION as SCHEMA_VERSION
 
@@ -159,7 +160,7 @@ class MachineRecord:
                 driver_options=dict(data.get("driver_options") or {}),
                 driver_data=dict(data.get("driver_data") or {}),
                 engine=EngineSettings.from_dict(data.get("engine") or {}),
-                url=data.get("url"),
+                url=_checked_url(data.get("url")),
                 host_key=data.get("host_key"),
                 server_cert=CertInfo.from_dict(cert) if cert else None,
                 facts=dict(data.get("facts") or {}),
@@ -169,5 +170,17 @@ class MachineRecord:
                 schema_version=version,
                 provision_version=str(data.get("provision_version", "")),
             )
+        except BadAddress as exc:
+            raise BrokenRecord(f"the record's engine URL is not one provision uses: {exc.message}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise BrokenRecord(f"the record is malformed: {exc!r}") from exc
+
+
+def _checked_url(url: object) -> str | None:
+    """The record's URL if it is a valid engine URL: `env` prints it for a shell and contexts carry it."""
+    if url is None or url == "":
+        return None
+    if not isinstance(url, str):
+        raise BadAddress("the engine URL is not text")
+    addresses.split_url(url)
+    return url

@@ -12,17 +12,55 @@ SHELLS = ("bash", "zsh", "sh", "fish", "powershell", "pwsh", "cmd", "tcsh", "csh
 
 
 # A namedtuple, not a dataclass: this module is on the start-up path of `env`.
-_Syntax = namedtuple("_Syntax", "prefix delimiter suffix unset_prefix unset_suffix")
+# ``prefix NAME assign VALUE suffix`` sets a variable, with VALUE already quoted by ``quote``.
+_Syntax = namedtuple("_Syntax", "prefix assign suffix unset_prefix unset_suffix")
 
 
 _SYNTAX = {
-    "posix": _Syntax("export ", '="', '"\n', "unset ", "\n"),
-    "fish": _Syntax("set -gx ", ' "', '";\n', "set -e ", ";\n"),
-    "powershell": _Syntax("$Env:", ' = "', '"\n', "Remove-Item Env:\\\\", "\n"),
+    "posix": _Syntax("export ", "=", "\n", "unset ", "\n"),
+    "fish": _Syntax("set -gx ", " ", ";\n", "set -e ", ";\n"),
+    "powershell": _Syntax("$Env:", " = ", "\n", "Remove-Item Env:\\\\", "\n"),
     "cmd": _Syntax("SET ", "=", "\n", "SET ", "=\n"),
-    "tcsh": _Syntax("setenv ", ' "', '";\n', "unsetenv ", ";\n"),
-    "emacs": _Syntax('(setenv "', '" "', '")\n', '(setenv "', '" nil)\n'),
+    "tcsh": _Syntax("setenv ", " ", ";\n", "unsetenv ", ";\n"),
+    "emacs": _Syntax('(setenv "', '" ', ")\n", '(setenv "', '" nil)\n'),
 }
+
+# Characters that mean nothing inside double quotes in any of the shells (nor bare in cmd's SET): a value
+# made of these alone is printed as Docker Machine printed it. Anything else is quoted for its shell.
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:,@+=[]~ ")
+# cmd.exe has no quoting that survives `FOR /f ... DO @%i`; these would be read as syntax there.
+_CMD_UNSAFE = frozenset('&|<>^%"!()')
+
+
+class UnsafeValue(UsageError):
+    """A value no quoting makes safe for the chosen shell (a control character, cmd's syntax)."""
+
+    exit_code = 1
+
+
+def quote(shell: str, name: str, value: str) -> str:
+    """``value`` quoted so that the shell reads it back unchanged and runs nothing in it."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UnsafeValue(f"{name} would hold a control character, which provision never prints for a shell: "
+                          f"{value!r}")
+    if shell == "emacs":  # an elisp string: only the backslash and the double quote are special
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    plain = set(value) <= _PLAIN
+    if shell == "cmd":
+        if not set(value).isdisjoint(_CMD_UNSAFE):
+            raise UnsafeValue(f"{name} holds characters cmd.exe would run as syntax ({value}); "
+                              "use --shell powershell")
+        return value
+    if plain:
+        return f'"{value}"'
+    if shell == "fish":  # in fish's single quotes only \\ and \' are escapes
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if shell == "powershell":  # single quotes expand nothing; a quote (or a typographic one) is doubled
+        return "'" + "".join(c * 2 if c in "'\u2018\u2019\u201a\u201b" else c for c in value) + "'"
+    quoted = "'" + value.replace("'", "'\\''") + "'"
+    if shell == "tcsh":  # csh runs history substitution even inside single quotes
+        quoted = quoted.replace("!", "\\!")
+    return quoted
 
 
 def canonical_shell(name: str) -> str:
@@ -83,7 +121,7 @@ def no_proxy_pair(ip: str, environ: dict[str, str] | os._Environ[str]) -> tuple[
 def render_set(shell: str, variables: list[tuple[str, str]], command_line: str, unset: tuple[str, ...] = ()) -> str:
     syntax = _SYNTAX[shell]
     body = "".join(f"{syntax.unset_prefix}{k}{syntax.unset_suffix}" for k in unset)
-    body += "".join(f"{syntax.prefix}{k}{syntax.delimiter}{v}{syntax.suffix}" for k, v in variables)
+    body += "".join(f"{syntax.prefix}{k}{syntax.assign}{quote(shell, k, v)}{syntax.suffix}" for k, v in variables)
     return body + usage_hint(shell, command_line)
 
 
@@ -146,12 +184,3 @@ def override_warnings(environ: dict[str, str] | os._Environ[str], context: str) 
     return [f"{var} is set in this shell and overrides the current context ({context}); "
             f"run `provision env --unset` or `unset {var}`" for var in ("DOCKER_HOST", "DOCKER_CONTEXT")
             if environ.get(var)]
-
-
-def url_host(url: str) -> str:
-    """The host of ``tcp://HOST:PORT`` or ``ssh://USER@HOST:PORT`` (urllib.parse costs start-up time
-    `env` cannot spare)."""
-    rest = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
-    if rest.startswith("["):
-        return rest[1:].split("]", 1)[0]
-    return rest.rsplit(":", 1)[0] if rest.count(":") == 1 else rest

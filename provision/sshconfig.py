@@ -28,11 +28,6 @@ class SSHMachine:
     known_hosts: Path
 
 
-def ssh_url(user: str, host: str, port: int) -> str:
-    host = f"[{host}]" if ":" in host else host
-    return f"ssh://{user}@{host}:{port}"
-
-
 def write(path: Path, machines: list[SSHMachine]) -> None:
     """The store's file with a block per machine; gone when no machine needs it."""
     if not machines:

@@ -24,9 +24,9 @@ def shell_env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 120,
-        check: bool = False) -> subprocess.CompletedProcess[str]:
+        check: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([provision_bin(), *args], capture_output=True, text=True, input=input,
-                            env={**os.environ, **(env or {})}, timeout=timeout)
+                            env={**os.environ, **(env or {})}, timeout=timeout, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"provision {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result

@@ -15,7 +15,8 @@ from clirun import run, shell_env
 from provision import sshconfig
 from provision.provisioner import engine
 from provision.record import EngineSettings
-from provision.shellenv import config_flags, env_script, url_host
+from provision.addresses import url_host
+from provision.shellenv import config_flags, env_script
 
 URL = "ssh://provision@127.0.0.1:2222"
 

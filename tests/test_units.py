@@ -177,8 +177,10 @@ def test_templates_format() -> None:
 
 
 def test_url_host() -> None:
-    from provision.machines import url_host
+    from provision.addresses import BadAddress, url_host
 
     assert url_host("tcp://192.0.2.1:2376") == "192.0.2.1"
     assert url_host("tcp://[::1]:2376") == "::1"
-    assert url_host("tcp://docker.example") == "docker.example"
+    assert url_host("tcp://docker.example:2376") == "docker.example"
+    with pytest.raises(BadAddress):  # an engine URL names its port
+        url_host("tcp://docker.example")

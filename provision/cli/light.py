@@ -12,7 +12,8 @@ import sys
 
 from provision import lean, paths
 from provision.names import context_name, is_machine_name
-from provision.shellenv import config_flags, env_script, override_warnings, url_host
+from provision.addresses import BadAddress, url_host
+from provision.shellenv import UnsafeValue, config_flags, env_script, override_warnings
 
 
 class _Unsure(Exception):
@@ -32,9 +33,13 @@ def _ready_url(root: str, name: str) -> str | None:
         return None
     try:
         record = lean.read_json(lean.record_path(root, name))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
-    return lean.ready_url(record, name)
+    url = lean.ready_url(record, name)
+    try:
+        return url and url_host(url) and url
+    except BadAddress:
+        return None  # the core reports the record as broken
 
 
 def _machine_at(root: str, host: str) -> str | None:
@@ -133,8 +138,11 @@ def run_light(storage: str | None, command: str, flags: dict, positional: list[s
         text = config_flags(ca=os.path.join(cert_path, paths.CA_CERT), cert=os.path.join(cert_path, paths.CLIENT_CERT),
                             key=os.path.join(cert_path, paths.CLIENT_KEY), url=url)
     elif command == "env":
-        text = env_script(shell=shell, unset=False, no_proxy=no_proxy, command_line=command_line(),
-                          environ=os.environ, connection=(name, url, url_host(url), cert_path))
+        try:
+            text = env_script(shell=shell, unset=False, no_proxy=no_proxy, command_line=command_line(),
+                              environ=os.environ, connection=(name, url, url_host(url), cert_path))
+        except UnsafeValue:
+            return None  # a value no shell syntax can carry: the core says which
     elif command == "use":
         return _use(name)
     else:
