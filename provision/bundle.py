@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import addresses, paths
+from . import addresses, lean, paths
 from .errors import MachineExists, NotSupported, ProvisionError, UsageError
 from .fsutil import atomic_write
 from .names import context_name, validate_machine_name
@@ -284,14 +284,14 @@ class Sharing:
     # -- import ------------------------------------------------------------------------------------
     def read(self, path: Path, passphrase: bytes) -> Bundle:
         try:
-            if path.stat().st_size > MAX_BUNDLE:
-                raise BundleError(f"{path} is not a provision bundle (larger than {MAX_BUNDLE // 1024} KiB)")
-            blob = path.read_bytes()
+            blob = lean.read_regular(str(path), MAX_BUNDLE)
+        except ValueError as exc:  # a FIFO, a device, a directory, something too large
+            raise BundleError(f"{path} is not a provision bundle ({exc})") from exc
         except OSError as exc:
             raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
         payload = decrypt(blob, passphrase, str(path))
         try:
-            data = json.loads(payload)
+            data = lean.parse_json(payload)
         except ValueError as exc:
             raise BundleError(f"{path} decrypted but does not hold a provision bundle") from exc
         bundle = Bundle.from_dict(data, str(path))

@@ -127,3 +127,27 @@ class CommandTimedOut(CommandError, TimeoutExpired):
 
 class Interrupted(ProvisionError):
     exit_code = 130
+
+
+_OS_HINTS = {
+    "EACCES": "check the owner and permissions of that path",
+    "EPERM": "check the owner and permissions of that path",
+    "EROFS": "the file system is read-only",
+    "ENOSPC": "free some space and run the command again",
+    "EDQUOT": "a disk quota is full",
+    "ENOENT": "it went away while provision ran; run the command again",
+    "ELOOP": "it is a symlink loop",
+    "ENOTDIR": "a part of that path is not a directory",
+    "EISDIR": "it is a directory",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an ``OSError`` that no caller explained: the path, the OS's reason, what to do."""
+    import errno
+
+    where = exc.filename if exc.filename is not None else "a file"
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    hint = _OS_HINTS.get(errno.errorcode.get(exc.errno or 0, ""))
+    return f"cannot use {where}: {exc.strerror or exc}" + (f" ({hint})" if hint else "")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from . import paths
 from .fsutil import atomic_write
@@ -58,9 +59,55 @@ def record_path(root: str, name: str) -> str:
     return os.path.join(machine_dir(root, name), paths.RECORD)
 
 
-def read_json(path: str) -> object:
-    with open(path, "rb") as handle:
-        return json.load(handle)
+# A record, a context's meta.json or docker's config.json is a few KiB; anything past this is not one.
+MAX_JSON_BYTES = 4 * 1024 * 1024
+
+
+def read_regular(path: str, limit: int, *, follow: bool = True) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes. A FIFO, a device or a directory is refused
+    without blocking (``O_NONBLOCK``), and a bigger file is refused without reading it: every file here
+    may have been put there by someone else. ``follow=False`` refuses a symlink (the store's own files,
+    which provision never writes as links); docker's files may be links, as dotfile managers make them."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        if not follow and os.path.islink(path):
+            raise ValueError("a symbolic link, not a file provision wrote") from exc
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"larger than {limit // 1024} KiB")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit // 1024} KiB")
+    return data
+
+
+def parse_json(data: bytes | str) -> object:
+    """``json.loads`` whose every failure is a ``ValueError``: a document nested deeper than Python's
+    recursion limit would otherwise escape as ``RecursionError``."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def read_json(path: str, limit: int = MAX_JSON_BYTES, *, follow: bool = True) -> object:
+    return parse_json(read_regular(path, limit, follow=follow))
+
+
+def read_record(root: str, name: str) -> object:
+    """A machine's record as JSON, read only from a real machine directory and a real file in it."""
+    if os.path.islink(machine_dir(root, name)):
+        raise ValueError("the machine directory is a symbolic link")
+    return read_json(record_path(root, name), follow=False)
 
 
 def ready_url(record: object, name: str) -> str | None:
@@ -115,13 +162,12 @@ def owner(meta: object | None) -> str | None:
 def read_config(config_dir: str) -> dict[str, object]:
     """``config.json`` as an object; absent or blank is ``{}``. Raises ``NotAnObject`` for other JSON."""
     try:
-        with open(os.path.join(config_dir, CONFIG_FILE), "rb") as handle:
-            text = handle.read()
+        text = read_regular(os.path.join(config_dir, CONFIG_FILE), MAX_JSON_BYTES)
     except FileNotFoundError:
         return {}
     if not text.strip():
         return {}
-    data = json.loads(text)
+    data = parse_json(text)
     if not isinstance(data, dict):
         raise NotAnObject("not a JSON object")
     return data

@@ -30,6 +30,23 @@ class BrokenEntry:
     error: str
 
 
+def _same_directory(directory: Path, before: os.stat_result) -> bool:
+    try:
+        now = directory.stat()
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)
+
+
+def _remove_if_only_lock(directory: Path) -> None:
+    try:
+        if [p.name for p in directory.iterdir()] == [paths.LOCK]:
+            (directory / paths.LOCK).unlink()
+            directory.rmdir()
+    except OSError:
+        pass  # another command is using it now: it is theirs to finish
+
+
 class Store:
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().absolute()
@@ -59,15 +76,30 @@ class Store:
     def lock(self, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         import filelock
 
-        lock_path = self.machine_dir(name) / paths.LOCK
-        if not lock_path.parent.is_dir():
-            raise MachineNotFound(name)
+        directory = self.machine_dir(name)
+        lock_path = directory / paths.LOCK
         try:
-            with filelock.FileLock(str(lock_path), timeout=timeout):
-                yield
+            before = directory.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise MachineNotFound(name) from None
+        lock = filelock.FileLock(str(lock_path), timeout=timeout)
+        try:
+            lock.acquire()
         except filelock.Timeout as exc:
             raise StoreError(f'machine "{name}" is locked by another provision command (waited {timeout:.0f}s)',
                              machine=name) from exc
+        except FileNotFoundError as exc:  # another command removed the machine while this one waited
+            raise MachineNotFound(name) from exc
+        if not _same_directory(directory, before):
+            # Removed while this command waited, and filelock made the directory again for its lock file:
+            # take that empty directory back out rather than leave what looks like a broken machine.
+            lock.release()
+            _remove_if_only_lock(directory)
+            raise MachineNotFound(name)
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def lock_store(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
@@ -117,8 +149,11 @@ class Store:
         path = self.record_path(name)
         if not self.machine_dir(name).is_dir():
             raise MachineNotFound(name)
+        if self.machine_dir(name).is_symlink():  # never read a record from wherever a link points
+            raise BrokenRecord(f'machine "{name}": {self.machine_dir(name)} is a symbolic link, not a machine '
+                               "directory (`rm -f` removes the link only)", machine=name)
         try:
-            data = lean.read_json(str(path))
+            data = lean.read_json(str(path), follow=False)
         except FileNotFoundError as exc:
             raise BrokenRecord(f'machine "{name}": its record {path} is missing', machine=name) from exc
         except OSError as exc:
@@ -126,6 +161,8 @@ class Store:
         except json.JSONDecodeError as exc:
             raise BrokenRecord(f'machine "{name}": {path} is not valid JSON ({exc.msg} at line {exc.lineno})',
                                machine=name) from exc
+        except ValueError as exc:  # not a regular file, too big, nested too deeply, not UTF-8
+            raise BrokenRecord(f'machine "{name}": cannot read {path} as a record ({exc})', machine=name) from exc
         try:
             record = MachineRecord.from_dict(data)
         except BrokenRecord as exc:
@@ -177,7 +214,13 @@ class Store:
         directory = self.machine_dir(name)
         if not directory.is_dir():
             raise MachineNotFound(name)
+        if directory.is_symlink():  # the link goes, never what it points at
+            directory.unlink()
+            return
         # Rename first so a half-deleted directory never looks like a machine.
         graveyard = self.machines_dir / f".removing-{name}-{os.getpid()}"
-        os.replace(directory, graveyard)
+        try:
+            os.replace(directory, graveyard)
+        except FileNotFoundError:  # another command removed it first
+            raise MachineNotFound(name) from None
         shutil.rmtree(graveyard, ignore_errors=True)

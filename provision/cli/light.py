@@ -32,7 +32,7 @@ def _ready_url(root: str, name: str) -> str | None:
     if not is_machine_name(name):
         return None
     try:
-        record = lean.read_json(lean.record_path(root, name))
+        record = lean.read_record(root, name)
     except (OSError, ValueError, RecursionError):
         return None
     url = lean.ready_url(record, name)
@@ -50,7 +50,7 @@ def _machine_at(root: str, host: str) -> str | None:
         raise _Unsure from None
     for name in names:
         try:
-            record = lean.read_json(lean.record_path(root, name))
+            record = lean.read_record(root, name)
         except (OSError, ValueError):
             continue  # the core lists it as broken, and a broken record never matches
         if not is_machine_name(name) or not isinstance(record, dict) or record.get("url") != host:

@@ -43,8 +43,13 @@ def matches(row: Listing, filters: dict[str, list[str]]) -> bool:
     return True
 
 
+MAX_LS_TIMEOUT = 3600.0
+
+
 def ls_text(service: Machines, *, quiet: bool, filters: list[str], fmt: str | None, timeout: float,
             as_json: bool) -> str:
+    if not 0 < timeout <= MAX_LS_TIMEOUT:  # also refuses nan and inf, which no clock can wait for
+        raise UsageError(f"--timeout must be more than 0 and at most {MAX_LS_TIMEOUT:.0f} seconds, not {timeout}")
     parsed = parse_filters(filters)
     rows = [r for r in service.list(timeout=timeout, probe_engines=not quiet) if matches(r, parsed)]
     if quiet:

@@ -41,11 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file or directory the OS refused, where no caller explained it
+        if debug:
+            raise
+        from provision.errors import describe_os_error
+
+        print(describe_os_error(exc), file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
             raise
-        print(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-              file=sys.stderr)
+        detail = " ".join(str(exc).split())[:300]  # one line, whatever the exception carries
+        print(f"provision hit a bug: {type(exc).__name__}: {detail} (run it again with --debug for the "
+              "traceback, and report it)", file=sys.stderr)
         return 1
 
 

@@ -16,14 +16,25 @@ PASSPHRASE_FILE = typer.Option(None, "--passphrase-file", metavar="FILE",
                                     "instead of prompting")
 
 
+MAX_PASSPHRASE_LINE = 1024
+
+
 def _passphrase(path: Path | None, *, confirm: bool) -> bytes:
     if path is not None:
         try:
-            text = sys.stdin.read() if str(path) == "-" else path.read_text()
+            if str(path) == "-":
+                raw = sys.stdin.buffer.readline(MAX_PASSPHRASE_LINE + 1)
+            else:  # the first line only, bounded: the file may be anything, /dev/zero included
+                with path.open("rb") as handle:
+                    raw = handle.readline(MAX_PASSPHRASE_LINE + 1)
+            text = raw.decode()
         except OSError as exc:
             raise ProvisionError(f"cannot read the passphrase from {path}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
             raise UsageError(f"the passphrase file {path} is not UTF-8 text") from exc
+        if len(raw) > MAX_PASSPHRASE_LINE:
+            raise UsageError(f"the first line of the passphrase file {path} is longer than "
+                             f"{MAX_PASSPHRASE_LINE} bytes; is it the right file?")
         lines = text.splitlines()
         if not lines or not lines[0]:
             raise UsageError(f"the passphrase file {path} is empty")
