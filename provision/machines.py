@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
-from . import addresses, lean, paths, sshconfig
+from . import addresses, interrupts, lean, paths, sshconfig
 from .contexts import ContextTLS, DockerConfig
 from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
@@ -188,7 +188,7 @@ class Machines:
         if record.engine.over_ssh and request.ssh_config_include:
             # After the machine is ready: a ~/.ssh/config that cannot be changed must not undo the machine.
             try:
-                sshconfig.add_include(self.user_ssh_config, self.ssh_config_path)
+                sshconfig.agree_to_include(self.user_ssh_config, self.ssh_config_path, self._include_marker)
             except ProvisionError as exc:
                 self.progress(f"~/.ssh/config was left as it is: {exc.message}")
         return record
@@ -207,46 +207,51 @@ class Machines:
         record = MachineRecord(name=request.name, driver=request.driver,
                                driver_options=public(driver_cls, options), engine=request.engine,
                                cluster=request.cluster)
-        self.store.claim(record)  # refuses a name already taken
-        with self.store.lock(request.name):
-            keeper = _Keeper(self.store, record)
-            driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
-            driver.ctx.options = options  # secrets stay in memory only
-            try:
-                self.progress("Creating the certificate authority and client certificate")
-                self.ca.ensure()
-                self._install_client_certs(request.name)
-                if driver_cls.capabilities.ssh:
-                    from .sshkeys import generate_ed25519
+        # A Ctrl-C between the claim and the `try` below would leave a `creating` record with nobody to
+        # clean up after it: it is held until the `try` is entered, and raised there.
+        with interrupts.held() as release_interrupt:
+            self.store.claim(record)  # refuses a name already taken
+            with self.store.lock(request.name):
+                keeper = _Keeper(self.store, record)
+                driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
+                driver.ctx.options = options  # secrets stay in memory only
+                try:
+                    release_interrupt()
+                    self.progress("Creating the certificate authority and client certificate")
+                    self.ca.ensure()
+                    self._install_client_certs(request.name)
+                    if driver_cls.capabilities.ssh:
+                        from .sshkeys import generate_ed25519
 
-                    generate_ed25519(driver.ctx.ssh_key_path, f"provision-{request.name}")
-                issued = None
-                if driver_cls.capabilities.provisions_engine and driver_cls.capabilities.engine_files_at_boot:
-                    issued = self._hand_engine_files(keeper.record, driver)
-                self.progress(f"Creating machine {request.name} with the {request.driver} driver")
-                driver.create()
-                keeper.checkpoint()
-                record = keeper.record.evolve(url=self._engine_url(record, driver))
-                if driver_cls.capabilities.provisions_engine:
-                    record = self._provision(record, driver, first_contact=True, issued=issued)
-                # Recorded with the machine, so `inspect` shows where a slow create spent its time.
-                record = record.evolve(lifecycle=Lifecycle.READY, error=None,
-                                       facts={**record.facts, **clock.finish().facts("create")})
-                self.store.save(record)
-                self.write_context(record)
-            except BaseException as exc:
-                failed = keeper.record.evolve(driver_data=dict(keeper.data), lifecycle=Lifecycle.ERROR,
-                                              error=_describe(exc))
-                self._fail_create(failed, driver, request.keep_on_failure)
-                if isinstance(exc, KeyboardInterrupt):
-                    raise Interrupted("Interrupted; " + (
-                        "the machine was kept (--keep-on-failure)" if request.keep_on_failure
-                        else "everything created so far was removed")) from exc
-                raise
+                        generate_ed25519(driver.ctx.ssh_key_path, f"provision-{request.name}")
+                    issued = None
+                    if driver_cls.capabilities.provisions_engine and driver_cls.capabilities.engine_files_at_boot:
+                        issued = self._hand_engine_files(keeper.record, driver)
+                    self.progress(f"Creating machine {request.name} with the {request.driver} driver")
+                    driver.create()
+                    keeper.checkpoint()
+                    record = keeper.record.evolve(url=self._engine_url(record, driver))
+                    if driver_cls.capabilities.provisions_engine:
+                        record = self._provision(record, driver, first_contact=True, issued=issued)
+                    # Recorded with the machine, so `inspect` shows where a slow create spent its time.
+                    record = record.evolve(lifecycle=Lifecycle.READY, error=None,
+                                           facts={**record.facts, **clock.finish().facts("create")})
+                    self.store.save(record)
+                    self.write_context(record)
+                except BaseException as exc:
+                    failed = keeper.record.evolve(driver_data=dict(keeper.data), lifecycle=Lifecycle.ERROR,
+                                                  error=_describe(exc))
+                    self._fail_create(failed, driver, request.keep_on_failure)
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise Interrupted("Interrupted; " + (
+                            "the machine was kept (--keep-on-failure)" if request.keep_on_failure
+                            else "everything created so far was removed")) from exc
+                    raise
         return record
 
     def _fail_create(self, record: MachineRecord, driver: Driver, keep: bool) -> None:
-        self.store.save(record)
+        with interrupts.held():  # a second Ctrl-C must not leave the record saying `creating`
+            self.store.save(record)
         if keep:
             return
         self.progress(f"Create failed; removing what was created for {record.name}")
@@ -771,8 +776,12 @@ class Machines:
             machines.append(sshconfig.SSHMachine(entry.name, endpoint.host, endpoint.port, endpoint.user,
                                                  endpoint.key_path, directory / paths.KNOWN_HOSTS))
         sshconfig.write(self.ssh_config_path, machines)
-        if not over_ssh:
-            sshconfig.remove_include(self.user_ssh_config, self.ssh_config_path)
+        sshconfig.follow_store(self.user_ssh_config, self.ssh_config_path, self._include_marker,
+                               needed=bool(over_ssh))
+
+    @property
+    def _include_marker(self) -> Path:
+        return self.store.root / sshconfig.INCLUDED
 
     def use(self, name: str) -> tuple[str, list[str]]:
         """Make the machine the docker CLI's current context. Returns the context and warnings."""

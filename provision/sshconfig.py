@@ -15,6 +15,10 @@ from .fsutil import atomic_write, ensure_dir
 from .templating import render
 
 FILE = "ssh_config"
+# Beside FILE in the store: the path that the user's ~/.ssh/config was given in our Include line, written
+# when the user agreed to it. A store moved (or restored) elsewhere finds the old path here, and the next
+# write of FILE moves the Include line along, so machines reached over SSH keep working.
+INCLUDED = "ssh_config.included"
 INCLUDE_COMMENT = "# added by provision: machines reached over SSH (`provision rm` of the last one removes it)"
 
 
@@ -59,6 +63,33 @@ def add_include(user_config: Path, path: Path) -> bool:
         text = ""
     atomic_write(user_config, f"{INCLUDE_COMMENT}\n{include_line(path)}\n\n{text}", 0o600)
     return True
+
+
+def follow_store(user_config: Path, path: Path, marker: Path, *, needed: bool) -> None:
+    """Keep the Include line pointing at ``path`` while ``needed``, wherever the store lived when the user
+    agreed to it (``marker`` remembers that path); take it and the marker out when no machine needs it."""
+    try:
+        agreed = marker.read_text().strip()
+    except FileNotFoundError:
+        agreed = str(path) if is_included(user_config, path) else ""  # agreed before markers were kept
+    if not agreed:
+        return
+    if not needed:
+        remove_include(user_config, Path(agreed))
+        remove_include(user_config, path)
+        marker.unlink(missing_ok=True)
+        return
+    if agreed != str(path):
+        remove_include(user_config, Path(agreed))
+    add_include(user_config, path)
+    if not marker.exists() or agreed != str(path):
+        atomic_write(marker, f"{path}\n", 0o600)
+
+
+def agree_to_include(user_config: Path, path: Path, marker: Path) -> None:
+    """The user said yes: add the Include line and remember where it points."""
+    add_include(user_config, path)
+    atomic_write(marker, f"{path}\n", 0o600)
 
 
 def remove_include(user_config: Path, path: Path) -> bool:

@@ -4,6 +4,7 @@ the store's ssh config (the machine's key, its pinned host key, StrictHostKeyChe
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -125,3 +126,43 @@ def test_docker_cli_reaches_a_local_machine_over_ssh_only(monkeypatch: pytest.Mo
     assert removed.returncode == 0, removed.stderr
     assert user_config.read_text() == "Host elsewhere\n    User someone\n"  # our Include line went with it
     assert not (store / "ssh_config").exists()
+
+
+def _ssh_endpoint_record(store: Path, name: str, port: int) -> None:
+    from provision.record import EngineSettings, Lifecycle, MachineRecord
+
+    record = MachineRecord(name=name, driver="generic", lifecycle=Lifecycle.READY,
+                           driver_options={"generic_ip_address": "127.0.0.1"},
+                           driver_data={"ip": "127.0.0.1", "ssh_port": port, "ssh_user": "provision",
+                                        "ssh_key_file": "id_ed25519"},
+                           engine=EngineSettings(endpoint="ssh"), url=f"ssh://provision@127.0.0.1:{port}")
+    directory = store / "machines" / name
+    directory.mkdir(parents=True, mode=0o700)
+    (directory / "machine.json").write_text(json.dumps(record.to_dict()))
+
+
+def test_the_include_line_follows_a_moved_store(tmp_path: Path) -> None:
+    """A store moved after the user agreed to the Include: the next write of its ssh config moves the line."""
+    home = Path(os.environ["HOME"])
+    user_config = home / ".ssh" / "config"
+    user_config.parent.mkdir(mode=0o700, exist_ok=True)
+    user_config.write_text("Host elsewhere\n    User someone\n")
+    old, new = tmp_path / "old-store", tmp_path / "moved" / "store"
+    for name, port in (("a1", 2201), ("a2", 2202)):
+        _ssh_endpoint_record(old, name, port)
+    sshconfig.agree_to_include(user_config, old / sshconfig.FILE, old / sshconfig.INCLUDED)
+    new.parent.mkdir()
+    old.rename(new)
+
+    assert run("-s", str(new), "rm", "-f", "a2").returncode == 0
+    lines = user_config.read_text().splitlines()
+    assert lines[1] == f'Include "{new / sshconfig.FILE}"' and str(old) not in user_config.read_text()
+    assert (new / sshconfig.INCLUDED).read_text().strip() == str(new / sshconfig.FILE)
+    # The real client, reading ~/.ssh/config, takes the moved store's key and known_hosts for a1.
+    settings = subprocess.run(["ssh", "-F", str(user_config), "-G", "-p", "2201", "-l", "provision", "127.0.0.1"],
+                              capture_output=True, text=True, timeout=30).stdout.lower().splitlines()
+    assert f"identityfile {new / 'machines' / 'a1' / 'id_ed25519'}".lower() in settings
+
+    assert run("-s", str(new), "rm", "-f", "a1").returncode == 0
+    assert user_config.read_text() == "Host elsewhere\n    User someone\n"
+    assert not (new / sshconfig.INCLUDED).exists() and not (new / sshconfig.FILE).exists()
