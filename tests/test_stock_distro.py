@@ -58,6 +58,8 @@ def test_readme_quick_start_installs_then_creates_a_local_machine() -> None:
     assert install[1].startswith("apt-get install -y "), install
     # No system-wide pip: Debian 12 and Ubuntu 24.04 refuse it (PEP 668) and ship no pip by default.
     assert not any(re.search(r"(^|\s)pip3? install", step) for step in install), install
+    # README gives the sudo form as `sudo sh -c '<the line>'`: that quoting holds only without single quotes.
+    assert "'" not in " && ".join(install + use), install + use
     assert use[0] == "provision create -d local dev", use
     assert use[-1] == "docker --context dev version", use
 
