@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
-from . import addresses, interrupts, lean, paths, sshconfig
+from . import addresses, agent, interrupts, lean, paths, sshconfig
 from .contexts import ContextTLS, DockerConfig
 from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
@@ -238,6 +238,7 @@ class Machines:
                                            facts={**record.facts, **clock.finish().facts("create")})
                     self.store.save(record)
                     self.write_context(record)
+                    self._start_agent(record, driver)
                 except BaseException as exc:
                     failed = keeper.record.evolve(driver_data=dict(keeper.data), lifecycle=Lifecycle.ERROR,
                                                   error=_describe(exc))
@@ -425,6 +426,11 @@ class Machines:
     def upgrade(self, name: str) -> MachineRecord:
         from .provisioner import upgrade_engine
 
+        record = self.store.load(name)
+        self._require_provisionable(record)
+        if self.driver_for(record).capabilities.start and self.status(name) != MachineState.RUNNING:
+            self.progress(f"{name} is not running; starting it first")  # as Docker Machine's upgrade did
+            self.start(name)
         with self.store.edit(name) as record:
             self._require_provisionable(record)
             driver = self.driver_for(record)
@@ -510,6 +516,8 @@ class Machines:
             keeper = _Keeper(self.store, record)
             driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
             self.progress(f"{action.capitalize()}ing {name}" if action != "stop" else f"Stopping {name}")
+            if action in ("stop", "kill", "restart"):
+                agent.end(self.store.machine_dir(name))
             getattr(driver, action)()
             keeper.checkpoint()
             record = keeper.record
@@ -548,7 +556,28 @@ class Machines:
                 self.store.save(record)
             self.write_context(record)
         self._wait_ready(record, driver, max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
+        self._start_agent(record, driver)
         return record
+
+    # -- the host agent that forwards published ports ------------------------------------------------
+    def agent_wanted(self, record: MachineRecord, driver: Driver) -> bool:
+        # The agent reads the engine's events over its mutual-TLS endpoint: an engine reached over SSH
+        # has none (`provision ports NAME --forward` covers it).
+        return driver.capabilities.forward_ports and driver.wants_port_agent() and not record.engine.over_ssh
+
+    def _start_agent(self, record: MachineRecord, driver: Driver) -> None:
+        if not self.agent_wanted(record, driver):
+            return
+        directory = self.store.machine_dir(record.name)
+        try:
+            started = agent.ensure(self.store.root, record.name, directory)
+        except OSError as exc:  # the machine works without it: say so, never undo the machine for it
+            self.progress(f"Published ports are not forwarded: the port agent did not start ({exc})")
+            return
+        self.log(f"port agent for {record.name}: pid {started.pid}, log {started.log}")
+
+    def agent_status(self, name: str) -> agent.AgentStatus:
+        return agent.status(self.store.machine_dir(self.resolve_name(name)))
 
     def start(self, name: str) -> MachineRecord:
         return self._lifecycle(name, "start")
@@ -569,6 +598,8 @@ class Machines:
         """
         validate_machine_name(name)
         self._leave_swarm_before_remove(name, force)
+        if self.store.exists(name):
+            agent.end(self.store.machine_dir(name))
         readable, over_ssh = True, False
         try:
             with self.store.edit(name) as record:
@@ -681,6 +712,8 @@ class Machines:
             state = driver.state()
             if state == MachineState.RUNNING:
                 url = url or self._engine_url(record, driver)
+                if self.agent_wanted(record, driver) and not agent.status(self.store.machine_dir(record.name)).running:
+                    error = f"port agent is not running (`provision start {record.name}` starts it)"
                 if probe_engines and not record.engine.over_ssh:  # an SSH login per machine: too slow for ls
                     info = ConnectionInfo(record.name, url, "", self.store.machine_dir(record.name))
                     try:
@@ -721,6 +754,7 @@ class Machines:
                 data["boot_log_tail"] = log.splitlines()[-20:]
         except ProvisionError as exc:
             data["Driver"] = {"error": exc.message}
+        data["port_agent"] = agent.status(directory).to_dict()
         server_pem = directory / paths.SERVER_CERT
         if server_pem.exists():
             from .tls import describe_certificate
