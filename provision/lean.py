@@ -14,7 +14,7 @@ import json
 import os
 
 from . import paths
-from .fsutil import atomic_write
+from .fsutil import JSON_LIMIT, atomic_write, read_regular
 
 TYPE_CHECKING = False  # typing itself costs start-up time
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ def record_path(root: str, name: str) -> str:
 
 
 def read_json(path: str) -> object:
-    with open(path, "rb") as handle:
-        return json.load(handle)
+    return json.loads(read_regular(path, JSON_LIMIT))
 
 
 def ready_url(record: object, name: str) -> str | None:
@@ -115,8 +114,7 @@ def owner(meta: object | None) -> str | None:
 def read_config(config_dir: str) -> dict[str, object]:
     """``config.json`` as an object; absent or blank is ``{}``. Raises ``NotAnObject`` for other JSON."""
     try:
-        with open(os.path.join(config_dir, CONFIG_FILE), "rb") as handle:
-            text = handle.read()
+        text = read_regular(os.path.join(config_dir, CONFIG_FILE), JSON_LIMIT)
     except FileNotFoundError:
         return {}
     if not text.strip():
@@ -140,12 +138,13 @@ def write_current_context(config_dir: str, config: dict[str, object], context: s
         del config[CURRENT]
     else:
         config[CURRENT] = context
-    path = os.path.join(config_dir, CONFIG_FILE)
+    # Written through a symlink (a dotfile manager's), as the docker CLI does: the link stays a link.
+    path = os.path.realpath(os.path.join(config_dir, CONFIG_FILE))
     try:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         mode = 0o600
-    os.makedirs(config_dir, 0o700, exist_ok=True)
+    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     # The docker CLI writes this file with tab indentation; keep the same look.
     atomic_write(path, json.dumps(config, indent="\t") + "\n", mode)
 

@@ -129,7 +129,7 @@ class Store:
         try:
             record = MachineRecord.from_dict(data)
         except BrokenRecord as exc:
-            raise BrokenRecord(f'machine "{name}": {exc.message}', machine=name) from exc
+            raise BrokenRecord(f'machine "{name}": {path}: {exc.message}', machine=name) from exc
         if record.name != name:
             raise BrokenRecord(f'machine "{name}": its record names "{record.name}"', machine=name)
         return record
