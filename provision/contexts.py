@@ -16,7 +16,7 @@ from typing import Any
 
 from . import lean
 from .errors import ProvisionError
-from .fsutil import JSON_LIMIT, PEM_LIMIT, atomic_write, ensure_dir, read_regular
+from .fsutil import PEM_LIMIT, atomic_write, ensure_dir, read_regular
 from .paths import CONTEXT_MARKER as MARKER
 
 
@@ -44,7 +44,7 @@ class DockerConfig:
         path = self.meta_path(name)
         what = f"fix it or remove the directory {path.parent}"
         try:
-            meta = json.loads(read_regular(str(path), JSON_LIMIT))
+            meta = lean.read_json(str(path))
         except FileNotFoundError:
             return None
         except OSError as exc:

@@ -59,7 +59,15 @@ def record_path(root: str, name: str) -> str:
 
 
 def read_json(path: str) -> object:
-    return json.loads(read_regular(path, JSON_LIMIT))
+    return loads(read_regular(path, JSON_LIMIT))
+
+
+def loads(data: bytes) -> object:
+    """``json.loads``, with JSON nested too deep for the parser a ``ValueError`` like any other bad JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def ready_url(record: object, name: str) -> str | None:
@@ -119,7 +127,7 @@ def read_config(config_dir: str) -> dict[str, object]:
         return {}
     if not text.strip():
         return {}
-    data = json.loads(text)
+    data = loads(text)
     if not isinstance(data, dict):
         raise NotAnObject("not a JSON object")
     return data

@@ -22,7 +22,6 @@ provision's CA. The host key is unknown: it is pinned at the first SSH contact (
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from . import paths
 from .driver import KEEP_SHARED
 from .errors import MachineExists, ProvisionError, StoreError, UsageError
 from .fsutil import JSON_LIMIT, PEM_LIMIT, read_inside
+from .lean import loads
 from .names import validate_machine_name
 from .record import FOREIGN_CA, MIGRATED_FROM, CertInfo, EngineSettings, Lifecycle, MachineRecord
 
@@ -115,7 +115,7 @@ def _read(source: Path, path: Path, limit: int) -> bytes:
 def read_config(source: Path, name: str) -> dict[str, Any]:
     path = source / paths.MACHINES_DIR / name / CONFIG
     try:
-        data = json.loads(_read(source, path, JSON_LIMIT))
+        data = loads(_read(source, path, JSON_LIMIT))
     except FileNotFoundError as exc:
         raise MigrationError(f"{path} is missing") from exc
     except ValueError as exc:  # not UTF-8 is a ValueError too
@@ -536,6 +536,9 @@ def migrate(machines: Any, source: Path, names: list[str] | None = None,
     for name in names or available:
         target = renames.get(name, name)
         try:
+            if not name.isprintable():  # a directory name with a newline must not become two lines
+                name = name.encode("unicode_escape").decode()
+                raise MigrationError("its directory's name is not a machine name")
             if name not in available:
                 raise MigrationError(f"no such machine in {source / paths.MACHINES_DIR}")
             if (source / paths.MACHINES_DIR / name).is_symlink():

@@ -126,6 +126,8 @@ class Store:
         except json.JSONDecodeError as exc:
             raise BrokenRecord(f'machine "{name}": {path} is not valid JSON ({exc.msg} at line {exc.lineno})',
                                machine=name) from exc
+        except ValueError as exc:  # not UTF-8, nested too deep
+            raise BrokenRecord(f'machine "{name}": {path} is not valid JSON ({exc})', machine=name) from exc
         try:
             record = MachineRecord.from_dict(data)
         except BrokenRecord as exc:

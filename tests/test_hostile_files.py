@@ -64,7 +64,7 @@ def spoil(path: Path, how: str) -> None:
         path.write_text(how)
 
 
-HOSTILE = ["[]", '"web"', "not json {", '{"Metadata": "web"}', '{"Name": "web", "Metadata": []}', "fifo",
+HOSTILE = ["[]", '"web"', "not json {", "[" * 100_000, '{"Metadata": "web"}', '{"Name": "web", "Metadata": []}', "fifo",
            "directory", "\xff\xfe binary"]
 
 

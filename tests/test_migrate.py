@@ -626,6 +626,22 @@ def test_symlinks_are_not_followed(tmp_path: Path, dm: DMStore, link: str) -> No
     assert expected in _refused_alone(dm, "web", tmp_path)
 
 
+def test_a_deeply_nested_config_and_a_name_with_a_newline_are_one_line_each(tmp_path: Path, dm: DMStore) -> None:
+    from snapshots import messages
+
+    dm.add("deep", "generic", {"IPAddress": "192.0.2.36"})
+    (dm.root / "machines" / "deep" / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    dm.add("two\nlines", "generic", {"IPAddress": "192.0.2.37"})
+    before = dm.digest()
+    result = run("migrate", "--from", str(dm.root))
+    assert result.returncode == 1
+    lines = messages(result)
+    assert len(lines) == 3 and "nested too deeply" in lines[0] and lines[0].startswith('Error migrating "deep"')
+    assert lines[1] == 'Error migrating "two\\nlines": its directory\'s name is not a machine name'
+    assert dm.digest() == before and not (store_root() / "machines").exists() or \
+        not any((store_root() / "machines").iterdir())
+
+
 @pytest.mark.timeout(60)
 def test_a_fifo_config_does_not_hang(tmp_path: Path, dm: DMStore) -> None:
     dm.add("pipe", "generic", {"IPAddress": "192.0.2.34"})
