@@ -587,9 +587,14 @@ class Machines:
             if not force:
                 raise
         if owned:  # the ownership marker names the machine: no record is needed to know it
+            if selected:  # the one local write that can fail (a full disk) goes first: nothing else is gone yet
+                try:
+                    self.docker.set_current_context(None)
+                except ProvisionError as exc:
+                    if not force:
+                        raise
+                    left.append(f"{exc.message}; its currentContext still names the removed context {context!r}")
             self.docker.delete_context(context)
-            if selected:
-                self.docker.set_current_context(None)
         self.store.delete(name)
         if over_ssh or not readable:  # a TCP machine's rm need not read every record again
             self._write_ssh_config()

@@ -227,3 +227,23 @@ def test_create_over_a_broken_context_leaves_nothing(how: str) -> None:
     lines = messages(result)
     assert len(lines) == 1 and str(meta) in lines[0], lines
     assert everything() == before
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["fifo", "directory", "[]", "[" * 100_000, "huge", "\xff\xfe"])
+@pytest.mark.parametrize("command", [["env", "web"], ["url", "web"], ["use", "web"], ["inspect", "web"]])
+def test_a_hostile_record_is_one_line_and_ls_goes_on(web: Path, how: str, command: list[str]) -> None:
+    record = store() / "machines" / "web" / "machine.json"
+    if how == "huge":
+        with open(record, "r+b") as handle:
+            handle.truncate(64 << 20)  # sparse: never read whole
+    else:
+        spoil(record, how)
+    before = everything()
+    result = run(*command, timeout=30)
+    assert result.returncode == 1
+    lines = messages(result)
+    assert len(lines) == 1 and lines[0].startswith('machine "web": ') and str(record) in lines[0], lines
+    assert everything() == before
+    listing = run("ls", "--format", "{{.Name}} {{.State}}", timeout=30)
+    assert listing.returncode == 0 and listing.stdout == "web Error\n"
