@@ -642,6 +642,14 @@ def test_a_deeply_nested_config_and_a_name_with_a_newline_are_one_line_each(tmp_
         not any((store_root() / "machines").iterdir())
 
 
+def test_a_store_given_through_a_symlink_is_read(tmp_path: Path, dm: DMStore) -> None:
+    """--from itself may be a link (a dotfile manager's ~/.docker): only what lies below it must not be."""
+    dm.add("web", "generic", {"IPAddress": "192.0.2.38"}, ssh_key=rsa_key(tmp_path / "keys" / "id_rsa"))
+    (tmp_path / "linked-store").symlink_to(dm.root)
+    result = run("migrate", "--from", str(tmp_path / "linked-store"), check=True)
+    assert 'Migrated "web" as "web"' in result.stdout and record_of("web")["url"] == "tcp://192.0.2.38:2376"
+
+
 @pytest.mark.timeout(60)
 def test_a_fifo_config_does_not_hang(tmp_path: Path, dm: DMStore) -> None:
     dm.add("pipe", "generic", {"IPAddress": "192.0.2.34"})
