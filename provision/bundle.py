@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import addresses, lean, paths
 from .errors import MachineExists, NotSupported, ProvisionError, UsageError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, read_regular
 from .names import context_name, validate_machine_name
 from .record import Lifecycle, MachineRecord, now_iso
 
@@ -284,14 +284,12 @@ class Sharing:
     # -- import ------------------------------------------------------------------------------------
     def read(self, path: Path, passphrase: bytes) -> Bundle:
         try:
-            blob = lean.read_regular(str(path), MAX_BUNDLE)
-        except ValueError as exc:  # a FIFO, a device, a directory, something too large
-            raise BundleError(f"{path} is not a provision bundle ({exc})") from exc
+            blob = read_regular(str(path), MAX_BUNDLE)
         except OSError as exc:
             raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
         payload = decrypt(blob, passphrase, str(path))
         try:
-            data = lean.parse_json(payload)
+            data = lean.loads(payload)
         except ValueError as exc:
             raise BundleError(f"{path} decrypted but does not hold a provision bundle") from exc
         bundle = Bundle.from_dict(data, str(path))

@@ -21,6 +21,7 @@ from . import addresses, agent, interrupts, lean, paths, sshconfig
 from .contexts import ContextTLS, DockerConfig
 from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
+from .fsutil import PEM_LIMIT, read_regular
 from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
 from .shellenv import override_warnings
@@ -591,12 +592,17 @@ class Machines:
     def kill(self, name: str) -> MachineRecord:
         return self._lifecycle(name, "kill")
 
-    def remove(self, name: str, *, force: bool = False) -> None:
-        """Remove the machine's resources, its context and its record.
+    def remove(self, name: str, *, force: bool = False) -> list[str]:
+        """Remove the machine's resources, its context and its record; returns what was left, one line each.
 
-        With ``force`` a broken record or a driver failure does not stop the local clean-up.
+        A plain rm reads all it needs (record, docker context, config.json) before it changes anything, so
+        it removes all or nothing. With ``force`` a broken record, an unreadable docker file or a driver
+        failure does not stop the local clean-up, and the context goes whenever it is provably this machine's.
         """
         validate_machine_name(name)
+        left: list[str] = []
+        context = context_name(name)
+        owned, selected = self._context_to_remove(name, context, force, left)
         self._leave_swarm_before_remove(name, force)
         if self.store.exists(name):
             agent.end(self.store.machine_dir(name))
@@ -616,14 +622,52 @@ class Machines:
             if not force or not isinstance(exc, BrokenRecord):
                 raise
             readable = False
+            left.append(f"{exc.message}; removed all the same")
         except ProvisionError:
             if not force:
                 raise
-        if readable:
-            self.docker.remove_context(context_name(name), name)
+        if owned:  # the ownership marker names the machine: no record is needed to know it
+            if selected:  # the one local write that can fail (a full disk) goes first: nothing else is gone yet
+                try:
+                    self.docker.set_current_context(None)
+                except ProvisionError as exc:
+                    if not force:
+                        raise
+                    left.append(f"{exc.message}; its currentContext still names the removed context {context!r}")
+            self.docker.delete_context(context)
         self.store.delete(name)
         if over_ssh or not readable:  # a TCP machine's rm need not read every record again
             self._write_ssh_config()
+        return left
+
+    def _context_to_remove(self, name: str, context: str, force: bool, left: list[str]) -> tuple[bool, bool]:
+        """Whether the machine's docker context goes and whether config.json selects it, read before anything
+        changes. A file that cannot be read stops a plain rm; ``force`` removes the context only when its TLS
+        files are this machine's (its meta.json no longer says so), and adds a line for what it left."""
+        try:
+            owned = self.docker.owner(context) == name
+        except ProvisionError as exc:
+            if not force:
+                raise
+            owned = self.docker.tls_matches(context, self._own_tls(name))
+            left.append(exc.message + ("; removed all the same: its TLS files are this machine's" if owned
+                                       else f"; left in place, since nothing shows provision made it ({exc.hint})"))
+        if not owned:
+            return False, False
+        try:
+            return True, self.docker.current_context() == context
+        except ProvisionError as exc:
+            if not force:
+                raise
+            left.append(f"{exc.message}; its currentContext may still name the removed context {context!r}")
+            return True, False
+
+    def _own_tls(self, name: str) -> ContextTLS | None:
+        """The TLS files a context of this machine holds, when its directory still has them all."""
+        try:
+            return self.context_tls(name)
+        except OSError:
+            return None
 
     def _close_cluster_doors(self, record: MachineRecord, driver: Driver) -> None:
         """A cluster member that goes without leaving its swarm (a failed create, a swarm never formed)
@@ -666,7 +710,10 @@ class Machines:
 
     def list(self, timeout: float = lean.LS_TIMEOUT, probe_engines: bool = True) -> list[Listing]:
         entries = self.store.entries()
-        active = self.active_name()
+        try:
+            active = self.active_name()
+        except ProvisionError:  # an unreadable docker file leaves no machine active; `active` says why
+            active = None
         import threading
 
         results: dict[str, Listing] = {}
@@ -771,8 +818,9 @@ class Machines:
     # -- docker contexts -------------------------------------------------------------------------
     def context_tls(self, name: str) -> ContextTLS:
         directory = self.store.machine_dir(name)
-        return ContextTLS((directory / paths.CA_CERT).read_bytes(), (directory / paths.CLIENT_CERT).read_bytes(),
-                          (directory / paths.CLIENT_KEY).read_bytes())
+        ca, cert, key = (read_regular(str(directory / f), PEM_LIMIT)
+                         for f in (paths.CA_CERT, paths.CLIENT_CERT, paths.CLIENT_KEY))
+        return ContextTLS(ca, cert, key)
 
     def write_context(self, record: MachineRecord) -> str:
         info = self.connection(record)
