@@ -1,0 +1,159 @@
+"""Revocation (DESIGN §13): one issuing certificate per export, the engine's client CA file, and what a real
+dockerd and the real docker CLI make of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from fixtures_dockerd import running_dockerd
+from provision.bundle import Bundle, BundleError, _verify
+from provision.probe import TLSFiles
+from provision.tls import CertificateAuthority, issue_export
+from provision.trust import client_trust, describe, find, state
+
+
+def _pems(blob: bytes) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(blob)
+
+
+def test_an_export_gets_its_own_issuer_that_signs_it_alone(tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path / "certs")
+    ca.ensure()
+    before = {p: p.read_bytes() for p in (tmp_path / "certs").iterdir()}
+    made = issue_export("alice laptop")
+    issuer = x509.load_pem_x509_certificate(made.issuer_pem)
+    leaf = x509.load_pem_x509_certificate(made.client.cert_pem)
+    constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert constraints.ca and constraints.path_length == 0
+    issuer.verify_directly_issued_by(issuer)
+    leaf.verify_directly_issued_by(issuer)
+    with pytest.raises((InvalidSignature, ValueError)):
+        leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.ca_cert_path.read_bytes()))
+    assert issuer.subject.rfc4514_string() == "CN=provision export alice laptop,O=provision"
+    assert leaf.subject.rfc4514_string() == "CN=alice laptop,O=provision"
+    assert issuer.not_valid_after_utc == leaf.not_valid_after_utc  # the issuer dies with its one certificate
+    # Nothing was written: the store is as it was (the issuing key only ever lived in memory).
+    assert {p: p.read_bytes() for p in (tmp_path / "certs").iterdir()} == before
+    # Two exports never share an issuer.
+    assert issue_export("alice laptop").issuer_pem != made.issuer_pem
+
+
+def _entry(label: str, issuer: bytes | None, **extra: str) -> dict[str, object]:
+    entry: dict[str, object] = {"for": label, "kind": "bundle", "serial": label.encode().hex(),
+                                "not_after": (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()}
+    if issuer:
+        entry["issuer"] = issuer.decode()
+    return {**entry, **extra}
+
+
+def test_the_engine_trusts_the_owner_and_each_live_revocable_export(tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path / "certs")
+    ca.ensure()
+    ca_pem = ca.ca_cert_path.read_bytes()
+    # A machine that never had a revocable export keeps its file byte for byte: no restart on re-provision.
+    assert client_trust(ca_pem, []) == ca_pem
+    assert client_trust(ca_pem, [_entry("old", None)]) == ca_pem
+    a, b, c, d = (issue_export(x).issuer_pem for x in "abcd")
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
+    exports = [_entry("a", a), _entry("b", b, revoked_at=yesterday), _entry("c", c, not_after=yesterday),
+               _entry("d", d), _entry("legacy", None)]
+    assert [state(e) for e in exports] == ["live", "revoked", "expired", "live", "live"]
+    assert _pems(client_trust(ca_pem, exports)) == _pems(ca_pem + a + d)
+    assert [describe(e)["revocable"] for e in exports] == [True, True, True, True, False]
+    assert "issuer" not in describe(exports[0]) and len(describe(exports[0])["issuer_sha256"]) == 64
+    assert find(exports, "d") == [3] and find(exports, exports[1]["serial"]) == [1] and find(exports, "x") == []
+
+
+def test_import_checks_a_revocable_export_against_its_own_issuer(tmp_path: Path) -> None:
+    ca = CertificateAuthority(tmp_path / "certs")
+    ca.ensure()
+    made, other = issue_export("alice"), issue_export("mallory")
+
+    def bundle(cert: bytes, key: bytes, issuer: bytes | None) -> Bundle:
+        return Bundle(machine="m", url="tcp://192.0.2.1:2376", label="alice", exported_at="now", serial="1",
+                      ca=ca.ca_cert_path.read_text(), cert=cert.decode(), key=key.decode(),
+                      issuer=issuer.decode() if issuer else None)
+
+    good = bundle(made.client.cert_pem, made.client.key_pem, made.issuer_pem)
+    _verify(good, "b")
+    assert Bundle.from_dict(json.loads(json.dumps(good.to_dict())), "b") == good
+    assert good.to_dict()["format"] == 2
+    for wrong in (bundle(made.client.cert_pem, made.client.key_pem, other.issuer_pem),  # another export's issuer
+                  bundle(made.client.cert_pem, made.client.key_pem, None),  # claims the store's CA signed it
+                  bundle(made.client.cert_pem, other.client.key_pem, made.issuer_pem),  # someone else's key
+                  bundle(made.client.cert_pem, made.client.key_pem, made.client.cert_pem)):  # a leaf as issuer
+        with pytest.raises(BundleError, match="certificates do not fit together"):
+            _verify(wrong, "b")
+
+
+def _docker_version(url: str, certs: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": url, "DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(certs)}
+    return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def _client_dir(root: Path, name: str, ca_pem: bytes, cert: bytes, key: bytes) -> Path:
+    directory = root / name
+    directory.mkdir()
+    (directory / "ca.pem").write_bytes(ca_pem)
+    (directory / "cert.pem").write_bytes(cert)
+    (directory / "key.pem").write_bytes(key)
+    return directory
+
+
+def test_a_real_dockerd_refuses_exactly_the_export_dropped_from_its_ca_file() -> None:
+    """The model on this host's dockerd with the real docker CLI: the owner's CA plus two exports' issuers admit
+    all three; the file without one export's issuer, read at the next start (SIGHUP does not reload it), refuses
+    that one and nobody else."""
+    work = Path(tempfile.mkdtemp(prefix="pvr-", dir="/tmp"))  # short: dockerd's sockets live under it
+    ca = CertificateAuthority(work / "certs")
+    ca.ensure()
+    ca_pem = ca.ca_cert_path.read_bytes()
+    server = ca.issue_server("revoke-engine", ["127.0.0.1"])
+    a, b = issue_export("alice"), issue_export("bob")
+    exports = [_entry("alice", a.issuer_pem), _entry("bob", b.issuer_pem)]
+    trust_file = work / "client-ca.pem"
+    trust_file.write_bytes(client_trust(ca_pem, exports))
+    owner = TLSFiles(ca.ca_cert_path, ca.client_cert_path, ca.client_key_path)
+    clients = work / "clients"
+    clients.mkdir()
+    owner_dir = _client_dir(clients, "owner", ca_pem, ca.client_cert_path.read_bytes(),
+                            ca.client_key_path.read_bytes())
+    alice = _client_dir(clients, "alice", ca_pem, a.client.cert_pem, a.client.key_pem)
+    bob = _client_dir(clients, "bob", ca_pem, b.client.cert_pem, b.client.key_pem)
+    stranger_made = issue_export("stranger")
+    stranger = _client_dir(clients, "stranger", ca_pem, stranger_made.client.cert_pem, stranger_made.client.key_pem)
+    try:
+        with running_dockerd(work, trust_file, server, owner) as url:
+            for who in (owner_dir, alice, bob):
+                assert _docker_version(url, who).returncode == 0, who
+            assert _docker_version(url, stranger).returncode != 0
+            exports[0]["revoked_at"] = datetime.now(timezone.utc).isoformat()
+            trust_file.write_bytes(client_trust(ca_pem, exports))
+            pid = int((work / "docker.pid").read_text())
+            os.kill(pid, signal.SIGHUP)  # dockerd's config reload: TLS files are not part of it
+            deadline = time.monotonic() + 20
+            while b"Reloaded configuration" not in (work / "dockerd.log").read_bytes():
+                assert time.monotonic() < deadline, "dockerd did not log its reload"
+                time.sleep(0.2)
+            assert _docker_version(url, alice).returncode == 0, "dockerd 20.10 reloads no TLS file on SIGHUP"
+        with running_dockerd(work, trust_file, server, owner) as url:
+            refused = _docker_version(url, alice)
+            assert refused.returncode != 0
+            assert any(w in refused.stderr.lower() for w in ("tls", "certificate")), refused.stderr
+            assert _docker_version(url, owner_dir).returncode == 0
+            assert _docker_version(url, bob).returncode == 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
