@@ -7,9 +7,10 @@ cloud credential), and with SSH the machine's key, endpoint and pinned host key.
 client certificate is signed by an issuing certificate made for it alone (``provision.trust``), which the
 bundle carries too (payload format 2) so the import can check the pair; the engine trusts that issuer
 until the export is revoked. An engine provision cannot reconfigure (the ``none`` driver) gets a
-certificate from the store's CA itself (format 1, as before revocation), which cannot be revoked. It is encrypted with a passphrase by the
-``cryptography`` package: scrypt derives the key, AES-256-GCM encrypts and authenticates the payload,
-and the header (format version, scrypt parameters, salt, nonce) is authenticated with it.
+certificate from the store's CA itself (format 1, as before revocation), which cannot be revoked.
+The bundle is encrypted with a passphrase by the ``cryptography`` package: scrypt derives the key,
+AES-256-GCM encrypts and authenticates the payload, and the header (format version, scrypt parameters,
+salt, nonce) is authenticated with it.
 
 File layout (all fixed sizes, 64 bytes of header then the ciphertext with its 16-byte tag)::
 
@@ -145,6 +146,7 @@ class RevokeResult:
     label: str
     serial: str
     seconds: float  # from the machine's lock taken to the engine answering the owner again
+    warnings: list[str] = field(default_factory=list)
 
 
 # -- encryption ------------------------------------------------------------------------------------
@@ -244,7 +246,7 @@ class Sharing:
             raise NotSupported(
                 f'machine "{record.name}" trusts a CA whose key this store does not hold (an imported or '
                 "migrated machine): only its owner can issue certificates for it")
-        label = validate_label(label or default_label(record.name))
+        label = validate_label(label) if label else _unused_default_label(record)
         _refuse_live_label(record, label)
         driver = self.service.driver_for(record)
         revocable = driver.capabilities.provisions_engine and driver.capabilities.ssh
@@ -252,7 +254,8 @@ class Sharing:
             raise HostNotRunning(record.name)  # the engine must learn to trust the export now
         return record, url, label, revocable
 
-    def _issue(self, label: str, kind: str, with_ssh: bool, revocable: bool) -> tuple[IssuedCert, str | None, dict[str, Any]]:
+    def _issue(self, label: str, kind: str, with_ssh: bool,
+               revocable: bool) -> tuple[IssuedCert, str | None, dict[str, Any]]:
         """The export's client certificate, its issuing certificate (None: signed by the store's CA, not
         revocable) and its record entry."""
         from .tls import issue_export
@@ -280,7 +283,7 @@ class Sharing:
             issued, issuer, entry = self._issue(label, kind, with_ssh, revocable)
             if issuer:
                 self.service.progress(f'Making the engine of {fresh.name} trust the export for "{label}"')
-                self.service.apply_client_trust(fresh, (*fresh.exports, entry))
+                fresh = self.service.apply_client_trust(fresh, (*fresh.exports, entry))
             write(issued, issuer, entry)
             self.store.save(fresh.evolve(exports=(*fresh.exports, entry)))
         return entry
@@ -362,9 +365,15 @@ class Sharing:
             exports = (*record.exports[:index], entry, *record.exports[index + 1:])
             self.service.progress(f'Revoking the export for "{entry["for"]}" (serial {entry["serial"]}) '
                                   f"of {record.name}")
-            self.service.apply_client_trust(record, exports)
+            record = self.service.apply_client_trust(record, exports)
             self.store.save(record.evolve(exports=exports))
-        return RevokeResult(record.name, str(entry["for"]), str(entry["serial"]), time.monotonic() - started)
+        warnings = []
+        if entry.get("with_ssh"):
+            warnings.append(f'the export for "{entry["for"]}" carried the SSH key of {record.name}: revoking its '
+                            "certificate does not take that back (SSH reaches the engine through its socket); only "
+                            "a new SSH key on the machine, yours too, ends it")
+        return RevokeResult(record.name, str(entry["for"]), str(entry["serial"]), time.monotonic() - started,
+                            warnings)
 
     # -- import ------------------------------------------------------------------------------------
     def read(self, path: Path, passphrase: bytes) -> Bundle:
@@ -426,6 +435,17 @@ class Sharing:
             self.store.delete(name)
             raise
         return record
+
+
+def _unused_default_label(record: MachineRecord) -> str:
+    """``NAME export DATE``, numbered when two exports come within one second (labels name one export)."""
+    base = default_label(record.name)
+    taken = {e.get("for") for e in record.exports}
+    label, n = base, 1
+    while label in taken:
+        n += 1
+        label = f"{base} #{n}"
+    return label
 
 
 def _refuse_live_label(record: MachineRecord, label: str) -> None:

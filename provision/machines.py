@@ -319,10 +319,11 @@ class Machines:
 
         return client_trust(self.ca.ca_pem(), record.exports if exports is None else exports)
 
-    def apply_client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...]) -> None:
+    def apply_client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...]) -> MachineRecord:
         """Make the running engine trust exactly the owner and ``exports``' live ones: write the CA file
         over SSH, restart dockerd (containers kept by live-restore), and return once the engine answers
-        the owner over mutual TLS. The caller holds the machine's lock and records ``exports`` after."""
+        the owner over mutual TLS. The caller holds the machine's lock and records ``exports`` in the
+        record returned (a migrated machine's first contact pins its host key in it)."""
         from .provisioner import install_client_trust
 
         self._require_provisionable(record)
@@ -332,6 +333,7 @@ class Machines:
         with self._session(record, driver) as session:
             install_client_trust(session, self.client_trust(record, exports), self.progress)
         self._wait_ready(record, driver)
+        return record
 
     def _new_server_cert(self, record: MachineRecord, driver: Driver) -> IssuedCert:
         sans = [*driver.addresses(), record.name, "localhost", *record.engine.tls_san]

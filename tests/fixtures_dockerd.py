@@ -59,8 +59,8 @@ def running_dockerd(work: Path, ca_file: Path, server: IssuedCert, client: TLSFi
     atomic_write(work / "server-key.pem", server.key_pem, 0o600)
     port = free_port()
     argv = [binary, "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", str(work / "data"),
-            "--exec-root", str(work / "x"), "--pidfile", str(work / "docker.pid"), "-H", f"unix://{work / 'docker.sock'}",
-            "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(ca_file),
+            "--exec-root", str(work / "x"), "--pidfile", str(work / "docker.pid"),
+            "-H", f"unix://{work / 'docker.sock'}", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(ca_file),
             "--tlscert", str(work / "server.pem"), "--tlskey", str(work / "server-key.pem")]
     log = open(work / "dockerd.log", "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

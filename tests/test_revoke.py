@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -157,3 +158,142 @@ def test_a_real_dockerd_refuses_exactly_the_export_dropped_from_its_ca_file() ->
             assert _docker_version(url, bob).returncode == 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# -- end to end: a generic machine on a real VM, the real docker CLI for the owner and two teammates --------------
+
+def _private_keys_under(*roots: Path) -> list[bytes]:
+    """The public key (DER) of every PEM private key in any file under ``roots``, JSON-escaped ones too."""
+    import re
+
+    from cryptography.hazmat.primitives import serialization
+
+    pattern = re.compile(rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S)
+    found = []
+    for root in roots:
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            for match in pattern.finditer(path.read_bytes().replace(b"\\n", b"\n")):
+                try:
+                    key = serialization.load_pem_private_key(match.group(0), None)
+                except (ValueError, TypeError):
+                    key = serialization.load_ssh_private_key(match.group(0), None)
+                found.append(key.public_key().public_bytes(serialization.Encoding.DER,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    return found
+
+
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.mark.qemu
+def test_revoke_one_export_of_a_machine_on_a_vm(docker_debian_vm, tmp_path: Path) -> None:
+    from clirun import run
+    from fixtures_sshd import free_port
+    from fixtures_vm import forward_same_port
+    from provision.bundle import decrypt
+    from provision.machines import Machines
+
+    vm = docker_debian_vm
+    engine_port = free_port()
+    forward_same_port(vm, engine_port)
+    run("create", "-d", "generic", "--generic-ip-address", "127.0.0.1", "--generic-ssh-port", str(vm.port),
+        "--generic-ssh-user", vm.user, "--generic-ssh-key", str(vm.key_path), "--generic-engine-port",
+        str(engine_port), "rv", timeout=900, check=True)
+    store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
+    alice_env = {"PROVISION_STORAGE_PATH": str(tmp_path / "alice" / "store"),
+                 "DOCKER_CONFIG": str(tmp_path / "alice" / "docker")}
+    bob_config = tmp_path / "bob" / "docker"
+
+    def docker(config: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", "--context", "rv", *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "DOCKER_CONFIG": str(config)})
+
+    def answers(config: Path | str) -> bool:
+        return docker(config, "version", "--format", "{{.Server.Version}}").returncode == 0
+
+    owner = os.environ["DOCKER_CONFIG"]
+    alice, bob = alice_env["DOCKER_CONFIG"], bob_config
+
+    # Alice: an encrypted bundle with SSH access; Bob: docker's own context export. Both revocable.
+    exported = run("export", "rv", "-o", str(tmp_path / "alice.provision"), "--for", "alice", "--with-ssh",
+                   "--passphrase-file", str(tmp_path / "pass"), timeout=300, check=True)
+    assert "export --revoke alice rv" in exported.stdout
+    run("import", str(tmp_path / "alice.provision"), "--passphrase-file", str(tmp_path / "pass"), env=alice_env,
+        check=True)
+    run("export", "--docker-context", "rv", "-o", str(tmp_path / "bob.dockercontext"), "--for", "bob",
+        timeout=300, check=True)
+    bob_config.mkdir(parents=True)
+    imported = subprocess.run(["docker", "context", "import", "rv", str(tmp_path / "bob.dockercontext")],
+                              capture_output=True, text=True, env={**os.environ, "DOCKER_CONFIG": str(bob_config)})
+    assert imported.returncode == 0, imported.stderr
+    assert answers(owner) and answers(alice) and answers(bob)
+
+    # The issuing keys were never written: no private key anywhere matches an issuer, while the scan does
+    # find the export's own client key where it belongs.
+    payload = json.loads(decrypt((tmp_path / "alice.provision").read_bytes(), PASSPHRASE.encode()))
+    assert payload["format"] == 2
+    (tmp_path / "payload").mkdir()
+    (tmp_path / "payload" / "alice.json").write_text(json.dumps(payload))
+    with tarfile.open(tmp_path / "bob.dockercontext") as tar:
+        tar.extractall(tmp_path / "payload" / "bob", filter="data")
+    keys = _private_keys_under(tmp_path)  # the owner's HOME, store and docker config, the teammates', the files
+    record = json.loads((store / "machines" / "rv" / "machine.json").read_text())
+    issuers = [x509.load_pem_x509_certificate(e["issuer"].encode()).public_key() for e in record["exports"]]
+    from cryptography.hazmat.primitives import serialization
+
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    assert len(issuers) == 2 and not {i.public_bytes(*spki) for i in issuers} & set(keys)
+    alice_leaf = x509.load_pem_x509_certificate(payload["cert"].encode())
+    assert alice_leaf.public_key().public_bytes(*spki) in keys
+
+    # A container started before the revocation keeps running through it.
+    with Machines.open().remote("rv") as session:
+        session.run("tar -C / -ch usr/bin/sleep usr/lib/x86_64-linux-gnu/libc.so.6 lib/x86_64-linux-gnu/libc.so.6 "
+                    "lib64/ld-linux-x86-64.so.2 | docker import - provision-tiny:1", sudo=True)
+    started = docker(owner, "run", "-d", "provision-tiny:1", "/usr/bin/sleep", "100000")
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    pid = docker(owner, "inspect", "--format", "{{.State.Pid}}", cid).stdout.strip()
+
+    clock = time.monotonic()
+    revoked = run("export", "--revoke", "alice", "rv", timeout=300, check=True)
+    revoke_s = time.monotonic() - clock
+    assert 'Revoked the export for "alice"' in revoked.stdout
+    assert "carried the SSH key of rv" in revoked.stderr  # what revocation does not take back, said
+    refused = docker(alice, "version", "--format", "{{.Server.Version}}")
+    assert refused.returncode != 0 and any(w in refused.stderr.lower() for w in ("tls", "certificate")), \
+        refused.stderr
+    assert answers(owner) and answers(bob)
+    assert docker(owner, "inspect", "--format", "{{.State.Running}} {{.State.Pid}}", cid).stdout.split() == \
+        ["true", pid]
+    shown = {e["for"]: (e["state"], e["revocable"]) for e in json.loads(run("inspect", "rv", check=True).stdout)
+             ["exports"]}
+    assert shown == {"alice": ("revoked", True), "bob": ("live", True)}
+
+    def one_line(result: subprocess.CompletedProcess[str]) -> str:
+        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        return result.stderr.strip()
+
+    assert one_line(run("export", "--revoke", "nobody", "rv")) == (
+        'machine "rv" has no export for "nobody"; `provision inspect rv` lists its exports')
+    assert one_line(run("export", "--revoke", "alice", "rv")).startswith(
+        'the export for "alice" of machine "rv" was already revoked on 20')
+
+    # Every later write of the engine's CA file keeps the list: regenerate-certs and a re-provision.
+    regen = time.monotonic()
+    run("regenerate-certs", "-f", "rv", timeout=600, check=True)
+    regen_s = time.monotonic() - regen
+    assert answers(owner) and answers(bob) and not answers(alice)
+    run("provision", "rv", timeout=900, check=True)
+    assert answers(owner) and answers(bob) and not answers(alice)
+    assert docker(owner, "inspect", "--format", "{{.State.Running}} {{.State.Pid}}", cid).stdout.split() == \
+        ["true", pid]
+    # Bob's turn: then only the owner is left.
+    run("export", "--revoke", "bob", "rv", timeout=300, check=True)
+    assert answers(owner) and not answers(bob) and not answers(alice)
+    docker(owner, "rm", "-f", cid)
+    said = revoked.stdout.strip().rsplit("(", 1)[-1].rstrip(")")
+    print(f"\nexport --revoke on a VM (TCG): {revoke_s:.1f}s wall clock ({said} by its own clock); "
+          f"regenerate-certs: {regen_s:.1f}s")
+    run("rm", "-f", "-y", "rv", check=True)

@@ -254,6 +254,12 @@ def test_an_engine_provision_does_not_configure_gets_an_export_that_cannot_be_re
     inspect = json.loads(run("inspect", "live", check=True).stdout)
     [shown] = inspect["exports"]
     assert (shown["for"], shown["state"], shown["revocable"]) == ("alice", "live", False)
+    # Without --for each export still gets a label of its own, even two within one second.
+    for n in range(2):
+        run("export", "live", "-o", str(tmp_path / f"d{n}.provision"), "--passphrase-file", str(tmp_path / "pass"),
+            check=True)
+    labels = [e["for"] for e in json.loads(run("inspect", "live", check=True).stdout)["exports"]]
+    assert len(set(labels)) == 3 and all(x.startswith("live export 20") for x in labels[1:])
     usage = run("export", "--revoke", "alice", "-o", str(tmp_path / "c"), "live")
     assert usage.returncode == 2 and "--revoke takes only the machine's name" in usage.stderr
 

@@ -63,6 +63,8 @@ def export(
         if output is not None or label is not None or with_ssh or docker_context or passphrase_file is not None:
             raise UsageError("--revoke takes only the machine's name: it writes no file")
         revoked = sharing.revoke(name, revoke)
+        for line in revoked.warnings:
+            warn(f"Warning: {line}")
         out(f'Revoked the export for "{revoked.label}" (serial {revoked.serial}) of {revoked.machine}: its engine '
             f"refuses that certificate now ({revoked.seconds:.1f}s)\n")
         return
