@@ -282,8 +282,8 @@ class Sharing:
             _refuse_live_label(fresh, label)
             issued, issuer, entry = self._issue(label, kind, with_ssh, revocable)
             if issuer:
-                self.service.progress(f'Making the engine of {fresh.name} trust the export for "{label}"')
-                fresh = self.service.apply_client_trust(fresh, (*fresh.exports, entry))
+                fresh = self.service.apply_client_trust(
+                    fresh, (*fresh.exports, entry), f'Making the engine of {fresh.name} trust the export for "{label}"')
             write(issued, issuer, entry)
             self.store.save(fresh.evolve(exports=(*fresh.exports, entry)))
         return entry
@@ -363,9 +363,8 @@ class Sharing:
             index = _revocable_export(record, wanted)
             entry = {**record.exports[index], trust.REVOKED_AT: now_iso()}
             exports = (*record.exports[:index], entry, *record.exports[index + 1:])
-            self.service.progress(f'Revoking the export for "{entry["for"]}" (serial {entry["serial"]}) '
-                                  f"of {record.name}")
-            record = self.service.apply_client_trust(record, exports)
+            record = self.service.apply_client_trust(record, exports, f'Revoking the export for "{entry["for"]}" '
+                                                     f'(serial {entry["serial"]}) of {record.name}')
             self.store.save(record.evolve(exports=exports))
         warnings = []
         if entry.get("with_ssh"):

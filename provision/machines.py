@@ -319,7 +319,8 @@ class Machines:
 
         return client_trust(self.ca.ca_pem(), record.exports if exports is None else exports)
 
-    def apply_client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...]) -> MachineRecord:
+    def apply_client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...],
+                           message: str) -> MachineRecord:
         """Make the running engine trust exactly the owner and ``exports``' live ones: write the CA file
         over SSH, restart dockerd (containers kept by live-restore), and return once the engine answers
         the owner over mutual TLS. The caller holds the machine's lock and records ``exports`` in the
@@ -329,6 +330,7 @@ class Machines:
         self._require_provisionable(record)
         driver = self.driver_for(record)
         self._require_running(record, driver)
+        self.progress(message)
         record = self._pin_at_first_contact(record, driver)
         with self._session(record, driver) as session:
             install_client_trust(session, self.client_trust(record, exports), self.progress)

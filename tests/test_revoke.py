@@ -297,3 +297,32 @@ def test_revoke_one_export_of_a_machine_on_a_vm(docker_debian_vm, tmp_path: Path
     print(f"\nexport --revoke on a VM (TCG): {revoke_s:.1f}s wall clock ({said} by its own clock); "
           f"regenerate-certs: {regen_s:.1f}s")
     run("rm", "-f", "-y", "rv", check=True)
+
+
+def test_export_and_revoke_of_a_machine_that_does_not_answer_say_host_is_not_running(tmp_path: Path) -> None:
+    """A generic machine whose SSH port is closed: neither issues nor records anything (nothing is queued)."""
+    from clirun import run
+    from fixtures_sshd import free_port
+    from provision.machines import Machines
+    from provision.record import Lifecycle, MachineRecord
+
+    service = Machines.open()
+    service.ca.ensure()
+    port = free_port()
+    data = {"ip": "127.0.0.1", "ssh_user": "root", "ssh_port": port, "engine_port": port, "ssh_key_file": "id_ed25519"}
+    made = issue_export("alice")
+    record = MachineRecord(name="gone", driver="generic", lifecycle=Lifecycle.READY, driver_data=data,
+                           url=f"tcp://127.0.0.1:{port}", host_key="ssh-ed25519 AAAA",
+                           exports=(_entry("alice", made.issuer_pem),))
+    service.store.claim(record)
+    service.store.save(record)
+    service._install_client_certs("gone")
+    (tmp_path / "pass").write_text("a good passphrase\n")
+    before = (service.store.machine_dir("gone") / "machine.json").read_bytes()
+    for argv in (["export", "gone", "-o", str(tmp_path / "b"), "--passphrase-file", str(tmp_path / "pass")],
+                 ["export", "--docker-context", "gone", "-o", str(tmp_path / "c")],
+                 ["export", "--revoke", "alice", "gone"]):
+        result = run(*argv)
+        assert (result.returncode, result.stderr.strip()) == (1, "Host is not running"), argv
+    assert (service.store.machine_dir("gone") / "machine.json").read_bytes() == before
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
