@@ -185,6 +185,23 @@ def _private_keys_under(*roots: Path) -> list[bytes]:
 PASSPHRASE = "correct horse battery staple"
 
 
+def docker(config: Path | str, *args: str, context: str = "rv") -> subprocess.CompletedProcess[str]:
+    """The real docker CLI with the docker config ``config`` (the owner's, or a teammate's)."""
+    return subprocess.run(["docker", "--context", context, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "DOCKER_CONFIG": str(config)})
+
+
+def answers(config: Path | str, context: str = "rv") -> bool:
+    return docker(config, "version", "--format", "{{.Server.Version}}", context=context).returncode == 0
+
+
+def context_import(config: Path, name: str, export: Path) -> None:
+    config.mkdir(parents=True, exist_ok=True)
+    imported = subprocess.run(["docker", "context", "import", name, str(export)], capture_output=True, text=True,
+                              env={**os.environ, "DOCKER_CONFIG": str(config)})
+    assert imported.returncode == 0, imported.stderr
+
+
 @pytest.mark.qemu
 def test_revoke_one_export_of_a_machine_on_a_vm(docker_debian_vm, tmp_path: Path) -> None:
     from clirun import run
@@ -205,13 +222,6 @@ def test_revoke_one_export_of_a_machine_on_a_vm(docker_debian_vm, tmp_path: Path
                  "DOCKER_CONFIG": str(tmp_path / "alice" / "docker")}
     bob_config = tmp_path / "bob" / "docker"
 
-    def docker(config: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", "--context", "rv", *args], capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "DOCKER_CONFIG": str(config)})
-
-    def answers(config: Path | str) -> bool:
-        return docker(config, "version", "--format", "{{.Server.Version}}").returncode == 0
-
     owner = os.environ["DOCKER_CONFIG"]
     alice, bob = alice_env["DOCKER_CONFIG"], bob_config
 
@@ -223,10 +233,7 @@ def test_revoke_one_export_of_a_machine_on_a_vm(docker_debian_vm, tmp_path: Path
         check=True)
     run("export", "--docker-context", "rv", "-o", str(tmp_path / "bob.dockercontext"), "--for", "bob",
         timeout=300, check=True)
-    bob_config.mkdir(parents=True)
-    imported = subprocess.run(["docker", "context", "import", "rv", str(tmp_path / "bob.dockercontext")],
-                              capture_output=True, text=True, env={**os.environ, "DOCKER_CONFIG": str(bob_config)})
-    assert imported.returncode == 0, imported.stderr
+    context_import(bob_config, "rv", tmp_path / "bob.dockercontext")
     assert answers(owner) and answers(alice) and answers(bob)
 
     # The issuing keys were never written: no private key anywhere matches an issuer, while the scan does
@@ -332,3 +339,29 @@ def test_export_and_revoke_of_a_machine_that_does_not_answer_say_host_is_not_run
         assert (result.returncode, result.stderr.strip()) == (1, "Host is not running"), argv
     assert (service.store.machine_dir("gone") / "machine.json").read_bytes() == before
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.qemu
+def test_a_revoked_export_of_a_local_machine_stays_refused_after_stop_and_start(tmp_path: Path) -> None:
+    """provision's own image writes the engine's files from its seed at first boot only: a later boot keeps
+    the CA file the last export or revoke wrote."""
+    from clirun import run
+
+    run("create", "-d", "local", "--local-image", "debian-docker", "--local-memory", "1536", "lv", timeout=1800,
+        check=True)
+    owner = os.environ["DOCKER_CONFIG"]
+    configs = {who: tmp_path / who for who in ("dan", "erin")}
+    try:
+        for who, config in configs.items():
+            exported = run("export", "--docker-context", "lv", "-o", str(tmp_path / f"{who}.dockercontext"),
+                           "--for", who, timeout=300, check=True)
+            assert "on this computer only" in exported.stderr  # the forwarded port on 127.0.0.1
+            context_import(config, "lv", tmp_path / f"{who}.dockercontext")
+        assert all(answers(c, "lv") for c in (owner, *configs.values()))
+        run("export", "--revoke", "dan", "lv", timeout=300, check=True)
+        assert answers(owner, "lv") and answers(configs["erin"], "lv") and not answers(configs["dan"], "lv")
+        run("stop", "lv", timeout=300, check=True)
+        run("start", "lv", timeout=900, check=True)
+        assert answers(owner, "lv") and answers(configs["erin"], "lv") and not answers(configs["dan"], "lv")
+    finally:
+        run("rm", "-f", "-y", "lv", timeout=300)
