@@ -318,9 +318,35 @@ class Machines:
 
         issued = self._new_server_cert(record, driver)
         driver.ctx.engine_files = boot_files(self._engine_config(record, driver),
-                                             ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                                             ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem),
                                              machine=record.name)
         return issued
+
+    def client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...] | None = None) -> bytes:
+        """The engine's client CA file (``/etc/docker/ca.pem``): the store's CA and each live export's
+        issuing certificate. Every path that writes the file writes this, so none of them revokes an
+        export, or brings a revoked one back, by the way."""
+        from .trust import client_trust
+
+        return client_trust(self.ca.ca_pem(), record.exports if exports is None else exports)
+
+    def apply_client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...],
+                           message: str) -> MachineRecord:
+        """Make the running engine trust exactly the owner and ``exports``' live ones: write the CA file
+        over SSH, restart dockerd (containers kept by live-restore), and return once the engine answers
+        the owner over mutual TLS. The caller holds the machine's lock and records ``exports`` in the
+        record returned (a migrated machine's first contact pins its host key in it)."""
+        from .provisioner import install_client_trust
+
+        self._require_provisionable(record)
+        driver = self.driver_for(record)
+        self._require_running(record, driver)
+        self.progress(message)
+        record = self._pin_at_first_contact(record, driver)
+        with self._session(record, driver) as session:
+            install_client_trust(session, self.client_trust(record, exports), self.progress)
+        self._wait_ready(record, driver)
+        return record
 
     def _new_server_cert(self, record: MachineRecord, driver: Driver) -> IssuedCert:
         sans = [*driver.addresses(), record.name, "localhost", *record.engine.tls_san]
@@ -353,7 +379,7 @@ class Machines:
             if first_contact or not record.host_key:
                 record = self._pin_host_key(record, session, endpoint)
             record, issued = self._issue_server_cert(record, driver, issued)
-            certs = ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem)
+            certs = ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem)
             facts = provision_engine(session, self._engine_config(record, driver, endpoint.user), certs,
                                      self.progress)
         record = record.evolve(facts={**record.facts, **_facts_dict(facts)},
@@ -471,7 +497,7 @@ class Machines:
             self.ca.ensure()
             with self._session(record, driver) as session:
                 record, issued = self._issue_server_cert(record, driver)
-                install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                install_certs(session, ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem),
                               self.progress)
             self._install_client_certs(name)
             record = record.evolve(url=self._engine_url(record, driver), facts=_without(record.facts, FOREIGN_CA))
@@ -548,7 +574,7 @@ class Machines:
                 # The host key stays pinned; `provision ssh` needs it under the new address too.
                 record = self._pin_host_key(record, session, driver.ssh_endpoint())
                 record, issued = self._issue_server_cert(record, driver)
-                install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                install_certs(session, ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem),
                               self.progress)
             if record.facts.get(FOREIGN_CA):  # the engine now trusts the store's CA: so must the client
                 self.progress(f"{record.name} moved from {record.facts[FOREIGN_CA]}'s CA to provision's")
@@ -788,6 +814,10 @@ class Machines:
         data = record.to_dict()
         data["Name"] = record.name
         data["DriverName"] = record.driver
+        if record.exports:  # live, revoked or expired, and whether each can be revoked; not the PEM
+            from .trust import describe
+
+            data["exports"] = [describe(e) for e in record.exports]
         directory = self.store.machine_dir(record.name)
         data["paths"] = {"machine_dir": str(directory), "cert_path": str(directory),
                          "ssh_key": str(directory / paths.SSH_KEY), "known_hosts": str(directory / paths.KNOWN_HOSTS),
