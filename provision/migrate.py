@@ -290,6 +290,8 @@ def plan(source: Path, name: str, target: str) -> _Plan:
         kept = "its engine URL and SSH access are kept" if mapped == "generic" else "its engine URL is kept"
         notes.append(f"the {dm_driver} driver is not available here: start, stop, kill and removing the "
                      f"machine itself are lost ({kept}; rm only forgets it)")
+    if dm_driver == "virtualbox":
+        notes.append(_virtualbox_share_note(driver))
     url = _engine_url(dm_driver, driver)
     if not url:
         raise MigrationError("no engine address is recorded (the machine may never have been started)")
@@ -393,6 +395,16 @@ def _none_url(driver: dict[str, Any]) -> str | None:
     if scheme != "tcp":
         raise MigrationError(f'config.json is malformed: Driver.URL "{url}" is not tcp://HOST:PORT')
     return url
+
+
+def _virtualbox_share_note(driver: dict[str, Any]) -> str:
+    """What becomes of a VirtualBox machine's shared folder: the folder is VirtualBox's, and the VM stays a
+    VirtualBox VM that provision reaches as a generic machine, so nothing of it can be carried over."""
+    if _flag(driver, "NoShare", "Driver."):
+        return "its shared folders were off (--virtualbox-no-share); there is nothing to carry over"
+    share = _text(driver, "ShareFolder", "Driver.") or "the home directory (/home as hosthome, /Users on macOS)"
+    return (f"its VirtualBox shared folder ({share}) stays with the VirtualBox VM and was not carried over; "
+            "a local machine made by provision shares folders with --local-share-folder HOST_DIR[:GUEST_DIR]")
 
 
 def _engine_url(dm_driver: str, driver: dict[str, Any]) -> str | None:

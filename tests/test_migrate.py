@@ -219,10 +219,16 @@ def test_virtualbox_machine_keeps_engine_url_and_ssh(tmp_path: Path, dm: DMStore
     sshd.authorize(Path(f"{key}.pub").read_text())
     dm.add("vbox", "virtualbox", {"IPAddress": "192.168.99.100", "SSHPort": sshd.port, "SSHUser": "root",
                                   "CPU": 1, "Memory": 1024, "DiskSize": 20000, "HostOnlyCIDR": "192.168.99.1/24",
-                                  "Boot2DockerURL": ""}, version=2, ssh_key=key)
+                                  "Boot2DockerURL": "", "ShareFolder": "/srv/code:code"}, version=2, ssh_key=key)
+    dm.add("plain", "virtualbox", {"IPAddress": "192.168.99.101", "SSHPort": sshd.port, "SSHUser": "root",
+                                   "NoShare": True}, version=2, ssh_key=key)
     before = dm.digest()
     result = run("migrate", "--from", str(dm.root), check=True)
     assert "the virtualbox driver is not available here: start, stop, kill and removing the machine" in result.stdout
+    assert "its VirtualBox shared folder (/srv/code:code) stays with the VirtualBox VM" in result.stdout
+    assert "--local-share-folder" in result.stdout
+    assert "its shared folders were off (--virtualbox-no-share)" in result.stdout
+    run("rm", "-y", "plain", check=True)
     record = record_of("vbox")
     assert record["driver"] == "generic" and record["url"] == "tcp://192.168.99.100:2376"
     assert record["driver_data"]["ssh_host"] == "127.0.0.1"  # VirtualBox forwards SSH on the loopback

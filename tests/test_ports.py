@@ -139,7 +139,9 @@ def test_a_local_machines_published_ports_answer_on_this_computer(tmp_path: Path
         assert run("stop", "pt", timeout=600).returncode == 0
         assert agent_processes(store) == [] and "refused" in portsrv.tcp(18482)
         assert not (store / "machines" / "pt" / "agent.pid").exists()
-        assert run("start", "pt", timeout=1200).returncode == 0
+        # `upgrade` of a stopped machine starts it first, as Docker Machine's did (and the agent with it).
+        upgraded = run("upgrade", "pt", timeout=1200)
+        assert upgraded.returncode == 0 and "pt is not running; starting it first" in upgraded.stderr, upgraded.stderr
         portsrv.wait_for(lambda: portsrv.tcp(18482), "tcp-ok", 60)
         assert run("kill", "pt", timeout=600).returncode == 0
         assert agent_processes(store) == [] and "refused" in portsrv.tcp(18482)
