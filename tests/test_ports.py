@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import portsrv
-from clirun import provision_bin, run
+from clirun import provision_bin, run, shell_env
 from fixtures_sshd import free_port
 from fixtures_vm import forward_same_port
 from provision.ports import Published, published
@@ -50,6 +50,28 @@ def forward_state(name: str, port: int, protocol: str = "tcp") -> str:
         if entry["port"] == port and entry["protocol"] == protocol:
             return str(entry["state"])
     return "absent"
+
+
+COMPOSE_FILE = f"""version: "2.4"
+services:
+  web:
+    image: {portsrv.IMAGE}
+    command: ["/portsrv"]
+    ports: ["18680:8000", "18681:8001/udp"]
+  copier:
+    image: {portsrv.IMAGE}
+    command: ["/portsrv", "copy", "/data/hello.txt", "/data/copy.txt"]
+    volumes: ["./data:/data"]
+"""
+
+
+def compose(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's docker-compose (v1) pointed at the machine the Docker Machine way, `eval $(provision env)`.
+    Its requests library lets REQUESTS_CA_BUNDLE replace the machine's CA, so that is left out here."""
+    env = {k: v for k, v in shell_env().items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    command = 'eval "$(provision env pt)" && exec docker-compose ' + " ".join(args)
+    return subprocess.run(["bash", "-c", command], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=600)
 
 
 def test_what_the_engine_publishes_is_what_is_forwarded() -> None:
@@ -91,6 +113,23 @@ def test_a_local_machines_published_ports_answer_on_this_computer(tmp_path: Path
         table = ports_table("pt")
         assert {(e["port"], e["protocol"], e["state"], tuple(e["sources"])) for e in table["forwards"]} == {
             (18480, "tcp", "forwarded", ("web",)), (18481, "udp", "forwarded", ("web",))}
+
+        # Debian's docker-compose: a two-service file with `ports:` and a bind mount of a folder under the
+        # home directory, which the machine shares at the same path.
+        project = Path(os.environ["HOME"]) / "project"
+        (project / "data").mkdir(parents=True)
+        (project / "data" / "hello.txt").write_text("from the host\n")
+        (project / "docker-compose.yml").write_text(COMPOSE_FILE)
+        compose_up = compose(project, "up", "-d")
+        assert compose_up.returncode == 0, compose_up.stderr
+        portsrv.wait_for(lambda: portsrv.tcp(18680), "tcp-ok", 30)
+        assert portsrv.udp(18681) == "udp-ok"
+        copied = project / "data" / "copy.txt"
+        portsrv.wait_for(lambda: copied.read_text() if copied.exists() else "", "from the host\n", 60)
+        assert copied.stat().st_uid == os.getuid()  # the user QEMU runs as owns what a container writes
+        compose_down = compose(project, "down")
+        assert compose_down.returncode == 0, compose_down.stderr
+        portsrv.wait_for(lambda: "refused" if "refused" in portsrv.tcp(18680) else "open", "refused", 30)
 
         # A host port taken here: one line in the log and in `ports`; the other ports keep working.
         with socket.socket() as holder:

@@ -1,7 +1,9 @@
 /* A static server for the port-forwarding tests and bench: no registry is reachable, so the image is
  * built from this one file. TCP 8000 answers "tcp-ok", UDP 8001 echoes "udp-ok", TCP 8002 sends
- * BULK_MIB MiB of zeros (for throughput) then closes. */
+ * BULK_MIB MiB of zeros (for throughput) then closes. `portsrv copy SRC DST` copies a file and exits
+ * (a bind mount's round trip, with no shell in the image). */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
@@ -33,7 +35,18 @@ static void bulk(int fd) {
     }
 }
 
-int main(void) {
+static int copy(const char *source, const char *target) {
+    char buf[1 << 16];
+    ssize_t n;
+    int in = open(source, O_RDONLY), out = open(target, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0) return 1;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, n) != n) return 1;
+    return close(out) != 0 || n < 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "copy") == 0) return copy(argv[2], argv[3]);
     int t = listener(SOCK_STREAM, 8000), u = listener(SOCK_DGRAM, 8001), b = listener(SOCK_STREAM, 8002);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, _exit);
