@@ -169,7 +169,9 @@ def _archive(data: bytes) -> dict[str, tuple[int, int, bytes]]:
     import tarfile
 
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        return {m.name: (m.mode, m.uid, archive.extractfile(m).read()) for m in archive.getmembers()}  # type: ignore[union-attr]
+        # Regular files only: the archive also carries symbolic links (dockerd onto the user's PATH).
+        return {m.name: (m.mode, m.uid, archive.extractfile(m).read())  # type: ignore[union-attr]
+                for m in archive.getmembers() if m.isfile()}
 
 
 def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) -> None:
