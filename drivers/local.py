@@ -23,6 +23,7 @@ from provision.errors import CommandError, DriverError, TimeoutExpired, UsageErr
 from . import clusternet, qemu, shares
 from provision.driver import Capabilities, Driver, EngineFile, MachineState, OptionSpec, SSHEndpoint
 from provision.sshkeys import new_ed25519
+from provision.templating import render
 from .images import IMAGE_USER, VARIANTS, BaseImage, ensure_image, host_debian_mirror
 from .seed import render_seed_files, write_seed_iso
 
@@ -39,9 +40,13 @@ PORT_RELEASE_SECONDS = 30.0
 STOP_TIMEOUT = 90.0  # a Debian guest under TCG powers off in 10-30 s
 QUIT_TIMEOUT = 10.0
 BOOT_LOG_LIMIT = 256 * 1024
-# Debian keeps dockerd in /usr/sbin, which is not on a user's PATH over SSH (sshd's default, and
-# /etc/profile for login shells): a link in /usr/local/bin makes `provision ssh NAME which dockerd` answer.
-DOCKERD_LINK = ("/usr/local/bin/dockerd", "/usr/sbin/dockerd")
+# Debian keeps dockerd in /usr/sbin, which is not on a user's PATH over SSH (sshd's default for a command,
+# /etc/profile for a login shell): these put the system folders after the user's own. Not a link to dockerd
+# in /usr/local/bin: root's PATH has that folder first, and provisioning, finding dockerd there, would
+# rewrite the engine's drop-in and restart the engine the first boot had just started.
+USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+PATH_FILES = (("/etc/ssh/sshd_config.d/20-provision-path.conf", "local/sshd-path.conf.j2"),
+              ("/etc/profile.d/provision-path.sh", "local/profile-path.sh.j2"))
 
 _QMP_STATES = {
     "running": MachineState.RUNNING,
@@ -191,9 +196,9 @@ class LocalDriver(Driver):
             raise DriverError(f"the machine's public key {public_key} is unreadable: {exc.strerror}",
                               driver=self.name, machine=self.ctx.machine_name) from exc
         engine_files = (*self.ctx.engine_files, *shares.boot_files(self._shares()))
-        links: tuple[tuple[str, str], ...] = ()
         if image.kind in VARIANTS:
-            links = (DOCKERD_LINK,)
+            engine_files = (*engine_files, *(EngineFile(path, 0o644, render(template, path=USER_PATH).encode())
+                                             for path, template in PATH_FILES))
             # provision's own image takes its host key from the seed: made here, it is known before the
             # first contact, so the first SSH login verifies the machine instead of trusting whoever answers.
             private, public = new_ed25519(f"root@{self.ctx.machine_name}")
@@ -203,7 +208,7 @@ class LocalDriver(Driver):
             self.ctx.checkpoint()
         files = render_seed_files(instance_id=self.ctx.data["instance_id"], hostname=self.ctx.machine_name,
                                   user=SSH_USER, ssh_public_key=key_text, with_network_config=True,
-                                  engine_files=engine_files, cluster_nic=self._cluster_nic(), links=links)
+                                  engine_files=engine_files, cluster_nic=self._cluster_nic())
         write_seed_iso(self._dir / SEED, files)
 
     def _shares(self) -> list[shares.Share]:

@@ -32,17 +32,15 @@ _ISO_NAMES = {"user-data": "USERDATA.;1", "meta-data": "METADATA.;1", "network-c
               "provision-authorized-keys": "PKEYS.;1", "provision-files.tar": "PFILES.TAR;1"}
 BINARY_FILES = frozenset({"provision-files.tar"})
 SeedFiles = dict[str, str | bytes]
-SeedLink = tuple[str, str]  # (path, target) of a symbolic link
 
 
 def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_key: str,
                       with_network_config: bool, engine_files: Sequence[EngineFile] = (),
-                      cluster_nic: tuple[str, str] | None = None, links: Sequence[SeedLink] = ()) -> SeedFiles:
+                      cluster_nic: tuple[str, str] | None = None) -> SeedFiles:
     """The seed's files, rendered from ``templates/cloud-init``.
 
     ``cluster_nic`` (MAC, address): a second NIC with a static address on the cluster network, for
     cloud-init (network-config) and for provision's own image (a networkd file among the boot files).
-    ``links``: (path, target) symbolic links for provision's own image, unpacked with its boot files.
     """
     files: SeedFiles = {
         "meta-data": render("cloud-init/meta-data", instance_id=instance_id, hostname=hostname),
@@ -64,35 +62,25 @@ def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_
         from .clusternet import NETWORK_FILE, networkd_file
 
         engine_files = (*engine_files, EngineFile(NETWORK_FILE, 0o644, networkd_file(*cluster_nic).encode()))
-    if engine_files or links:
-        files["provision-files.tar"] = files_archive(engine_files, links)
+    if engine_files:
+        files["provision-files.tar"] = files_archive(engine_files)
     return files
 
 
-def files_archive(engine_files: Sequence[EngineFile], links: Sequence[SeedLink] = ()) -> bytes:
-    """A tar archive of the files (and symbolic links), owned by root with their modes, named relative
-    to ``/``."""
+def files_archive(engine_files: Sequence[EngineFile]) -> bytes:
+    """A tar archive of the files, owned by root with their modes, named relative to ``/``."""
     out = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
         for f in engine_files:
-            member = _member(f.path, now)
-            member.size, member.mode = len(f.content), f.mode
+            if not f.path.startswith("/") or ".." in f.path.split("/"):
+                raise ValueError(f"engine file path {f.path!r} must be absolute, without '..'")
+            member = tarfile.TarInfo(f.path.lstrip("/"))
+            member.size, member.mode, member.mtime = len(f.content), f.mode, now
+            member.uid = member.gid = 0
+            member.uname = member.gname = "root"
             archive.addfile(member, io.BytesIO(f.content))
-        for path, target in links:
-            member = _member(path, now)
-            member.type, member.linkname, member.mode = tarfile.SYMTYPE, target, 0o777
-            archive.addfile(member)
     return out.getvalue()
-
-
-def _member(path: str, mtime: int) -> tarfile.TarInfo:
-    if not path.startswith("/") or ".." in path.split("/"):
-        raise ValueError(f"engine file path {path!r} must be absolute, without '..'")
-    member = tarfile.TarInfo(path.lstrip("/"))
-    member.mtime, member.uid, member.gid = mtime, 0, 0
-    member.uname = member.gname = "root"
-    return member
 
 
 def write_seed_iso(path: Path, files: Mapping[str, str | bytes]) -> None:

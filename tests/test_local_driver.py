@@ -169,9 +169,7 @@ def _archive(data: bytes) -> dict[str, tuple[int, int, bytes]]:
     import tarfile
 
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        # Regular files only: the archive also carries symbolic links (dockerd onto the user's PATH).
-        return {m.name: (m.mode, m.uid, archive.extractfile(m).read())  # type: ignore[union-attr]
-                for m in archive.getmembers() if m.isfile()}
+        return {m.name: (m.mode, m.uid, archive.extractfile(m).read()) for m in archive.getmembers()}  # type: ignore[union-attr]
 
 
 def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from fixtures_vm import make_context
 from provision.errors import UsageError
 from provision_drivers import qemu, shares
 from provision_drivers.images import BaseImage
-from provision_drivers.local import DOCKERD_LINK, LocalDriver
-from provision_drivers.seed import render_seed_files
+from provision_drivers.local import USER_PATH, LocalDriver
+from provision_drivers.seed import read_seed_iso
 
 
 def test_the_home_directory_the_machine_is_made_with_is_shared_at_its_own_path_by_default(tmp_path: Path) -> None:
@@ -137,12 +137,37 @@ def test_qemu_serves_each_share_as_its_user_after_the_nics(tmp_path: Path) -> No
     assert max(i for i, arg in enumerate(argv) if arg.startswith("virtio-net-pci")) < fsdev
 
 
-def test_dockerd_is_linked_onto_the_users_path_by_the_seed() -> None:
-    files = render_seed_files(instance_id="i", hostname="h", user="provision", ssh_public_key="ssh-ed25519 AAAA",
-                              with_network_config=False, links=(DOCKERD_LINK,))
-    with tarfile.open(fileobj=io.BytesIO(files["provision-files.tar"])) as archive:
-        member = archive.getmember("usr/local/bin/dockerd")
-    assert member.issym() and member.linkname == "/usr/sbin/dockerd" and member.uid == 0
+def _seed_archive(driver: LocalDriver, image: BaseImage) -> dict[str, bytes]:
+    driver.ctx.data["instance_id"] = "provision-m"
+    driver._write_seed(image)
+    data = read_seed_iso(driver.ctx.machine_dir / "seed.iso")["provision-files.tar"]
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:  # type: ignore[arg-type]
+        return {"/" + m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
+
+
+def test_the_seed_mounts_the_recorded_shares_and_puts_dockerd_on_the_users_path(tmp_path: Path) -> None:
+    driver = LocalDriver(make_context(tmp_path / "m", "m"))
+    driver.ctx.data["shares"] = [shares.Share("/home/me", "/home/me", "provision0").to_data()]
+    files = _seed_archive(driver, BaseImage(kind="debian-docker", disk=tmp_path / "d.qcow2", disk_format="qcow2"))
+    assert b"Where=/home/me\n" in files["/etc/systemd/system/home-me.mount"]
+    assert b"Wants=home-me.mount\n" in files[shares.WANTS_DROPIN]
+    sshd = files["/etc/ssh/sshd_config.d/20-provision-path.conf"].decode()
+    assert f"\nSetEnv PATH={USER_PATH}\n" in sshd
+    assert USER_PATH.split(":").index("/usr/sbin") > USER_PATH.split(":").index("/usr/bin")  # the user's first
+    # A login shell: /etc/profile has just set a PATH without /usr/sbin; the snippet adds it once, last.
+    profile = tmp_path / "provision-path.sh"
+    profile.write_bytes(files["/etc/profile.d/provision-path.sh"])
+    login = subprocess.run(["sh", "-c", f'PATH=/usr/local/bin:/usr/bin:/bin; . {profile}; . {profile}; echo "$PATH"'],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert login == "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+    # No link named dockerd ahead of /usr/sbin on root's PATH: provisioning would find it and restart dockerd.
+    assert not any(path.endswith("/dockerd") for path in files)
+
+
+def test_a_machine_with_no_shares_recorded_gets_no_mount_units(tmp_path: Path) -> None:
+    driver = LocalDriver(make_context(tmp_path / "m", "m"))
+    files = _seed_archive(driver, BaseImage(kind="debian-docker", disk=tmp_path / "d.qcow2", disk_format="qcow2"))
+    assert not [path for path in files if path.endswith(".mount") or path == shares.WANTS_DROPIN]
 
 
 # -- the flags, through the CLI ----------------------------------------------------------------------
