@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +77,9 @@ def settle(target: LocalDriver) -> None:
                     "do sleep 0.5; done", sudo=True, timeout=300)
 
 
-def bench_generic(work: Path, provision: list[str], env: dict[str, str]) -> None:
+@contextmanager
+def generic_target(work: Path, env: dict[str, str]) -> Iterator[list[str]]:
+    """A settled Debian 12 VM with docker.io; yields the `create -d generic` flags that reach it."""
     ctx = make_context(work / "target", "target", environ=env, local_image="debian-docker", local_memory=1536)
     target = LocalDriver(ctx)
     started = time.monotonic()
@@ -92,16 +96,20 @@ def bench_generic(work: Path, provision: list[str], env: dict[str, str]) -> None
         engine_port = qemu.free_ports(1)[0]
         qemu.qmp(target._qmp_socket, "human-monitor-command",
                  {"command-line": f"hostfwd_add net0 tcp:127.0.0.1:{engine_port}-:{engine_port}"})
-        timed("create -d generic", provision + [
-            "create", "-d", "generic", "--generic-ip-address", ssh.host, "--generic-ssh-port", str(ssh.port),
-            "--generic-ssh-user", ssh.user, "--generic-ssh-key", str(ssh.key_path),
-            "--generic-engine-port", str(engine_port), "gen"], env)
+        yield ["-d", "generic", "--generic-ip-address", ssh.host, "--generic-ssh-port", str(ssh.port),
+               "--generic-ssh-user", ssh.user, "--generic-ssh-key", str(ssh.key_path),
+               "--generic-engine-port", str(engine_port)]
+    finally:
+        target.remove()
+
+
+def bench_generic(work: Path, provision: list[str], env: dict[str, str]) -> None:
+    with generic_target(work, env) as flags:
+        timed("create -d generic", provision + ["create", *flags, "gen"], env)
         show_steps(provision, "gen", env)
         timed("provision gen (re-run)", provision + ["provision", "gen"], env)
         timed("regenerate-certs -f gen", provision + ["regenerate-certs", "-f", "gen"], env)
         timed("rm -y gen", provision + ["rm", "-y", "gen"], env)
-    finally:
-        target.remove()
 
 
 def bench_local(provision: list[str], env: dict[str, str]) -> None:

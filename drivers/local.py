@@ -89,10 +89,12 @@ class LocalDriver(Driver):
                    str, None, "PROVISION_LOCAL_SHARE_FOLDER", multiple=True),
         OptionSpec("local-no-share", "Share no host folder with the machine", bool, False,
                    "PROVISION_LOCAL_NO_SHARE"),
+        OptionSpec("local-no-forward-ports", "Do not forward the ports containers publish to 127.0.0.1 on this "
+                   "computer (a host agent does it by default)", bool, False, "PROVISION_LOCAL_NO_FORWARD_PORTS"),
     )
     capabilities: ClassVar[Capabilities] = Capabilities(
         provisions_engine=True, ssh=True, start=True, stop=True, restart=True, kill=True, engine_files_at_boot=True,
-        cluster=True)
+        cluster=True, forward_ports=True)
     # How long a boot may take until SSH and the engine answer: TCG on a busy host needs minutes.
     boot_timeout: ClassVar[float] = 600.0
 
@@ -404,6 +406,26 @@ class LocalDriver(Driver):
         except (OSError, ValueError, qemu.QMPError):
             return MachineState.STARTING  # the process runs but its monitor is not up yet
         return _QMP_STATES.get(str((status or {}).get("status")), MachineState.UNKNOWN)
+
+    def forward_port(self, protocol: str, port: int) -> None:
+        self._hostfwd(protocol, port, add=True)
+
+    def unforward_port(self, protocol: str, port: int) -> None:
+        self._hostfwd(protocol, port, add=False)
+
+    def wants_port_agent(self) -> bool:
+        return not self.ctx.option("local_no_forward_ports")
+
+    def _hostfwd(self, protocol: str, port: int, *, add: bool) -> None:
+        try:
+            qemu.hostfwd(self._qmp_socket, protocol, port, add=add)
+        except (OSError, ValueError, qemu.QMPError) as exc:
+            reason = str(exc) if isinstance(exc, qemu.QMPError) else f"QEMU's monitor did not answer ({exc})"
+            if add and port in (self.ctx.data.get("ssh_port"), self.ctx.data.get("engine_port")):
+                reason = "the machine's own SSH or engine forward uses that port here"
+            elif add and protocol == "tcp" and qemu.port_in_use(port):
+                reason = f"127.0.0.1:{port} is already in use on this computer"
+            raise DriverError(reason, driver=self.name, machine=self.ctx.machine_name) from exc
 
     def _port(self, key: str) -> int:
         port = self.ctx.data.get(key)

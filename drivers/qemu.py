@@ -358,6 +358,17 @@ def qmp(socket_path: Path, command: str, arguments: dict[str, Any] | None = None
         return _qmp_reply(stream)
 
 
+def hostfwd(socket_path: Path, protocol: str, port: int, *, add: bool, netdev: str = "net0") -> None:
+    """Add (or remove) the user network's forward from 127.0.0.1:PORT to the guest's PORT while QEMU runs.
+    QMP has no command for it; the human monitor's answers are text, empty when all went well."""
+    rule = f"{protocol}:127.0.0.1:{port}" + (f"-:{port}" if add else "")
+    answer = qmp(socket_path, "human-monitor-command",
+                 {"command-line": f"hostfwd_{'add' if add else 'remove'} {netdev} {rule}"})
+    text = str(answer or "").strip()
+    if add and text or not add and not text.endswith("removed"):  # QEMU 7 says "host forwarding rule ... removed"
+        raise QMPError(text.splitlines()[-1] if text else "QEMU gave no answer")
+
+
 def _qmp_send(stream: Any, message: dict[str, Any]) -> None:
     stream.write(json.dumps(message).encode() + b"\n")
     stream.flush()

@@ -2,6 +2,8 @@
 
 A context this tool writes carries a ``ProvisionMachine`` metadata field; a context without it belongs
 to the user and is never overwritten or removed. Every other key of ``config.json`` is kept as it was.
+Docker's files may hold anything (not JSON, JSON of another shape, a FIFO): each read either gives what
+it expects or one line naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from . import lean
 from .errors import ProvisionError
-from .fsutil import atomic_write, ensure_dir
+from .fsutil import PEM_LIMIT, atomic_write, ensure_dir, read_regular
 from .paths import CONTEXT_MARKER as MARKER
 
 
@@ -36,15 +38,37 @@ class DockerConfig:
     def tls_dir(self, name: str) -> Path:
         return Path(lean.context_tls_dir(str(self.dir), name))
 
-    def read_context(self, name: str) -> Any:
+    def read_context(self, name: str) -> dict[str, Any] | None:
+        """The context's meta.json, None when docker has no such context; anything but a context's object
+        (not JSON, a list, a ``Metadata`` that is not an object, a FIFO) is one line naming the file."""
+        path = self.meta_path(name)
+        what = f"fix it or remove the directory {path.parent}"
         try:
-            return lean.read_context(str(self.dir), name)
-        except (OSError, ValueError) as exc:
-            raise ProvisionError(f"docker context {name!r} is unreadable: {exc}") from exc
+            meta = lean.read_json(str(path))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ProvisionError(f"cannot read docker context {name!r} in {path}: {exc.strerror}", hint=what) from exc
+        except ValueError as exc:
+            raise ProvisionError(f"docker context {name!r}: {path} is not valid JSON", hint=what) from exc
+        if not isinstance(meta, dict) or not isinstance(meta.get("Metadata", {}), (dict, type(None))):
+            raise ProvisionError(f"docker context {name!r}: {path} is not a context's JSON object", hint=what)
+        return meta
 
     def owner(self, name: str) -> str | None:
         """The machine that owns context ``name``, or None when it is absent or not ours."""
         return lean.owner(self.read_context(name))
+
+    def tls_matches(self, name: str, tls: ContextTLS | None) -> bool:
+        """Whether the context's TLS files are exactly ``tls``: provision wrote them, whatever its meta.json says."""
+        if tls is None:
+            return False
+        directory = self.tls_dir(name) / "docker"
+        try:
+            found = [read_regular(str(directory / f), PEM_LIMIT) for f in ("ca.pem", "cert.pem", "key.pem")]
+        except OSError:
+            return False
+        return found == [tls.ca, tls.cert, tls.key]
 
     def check_context_free(self, name: str, machine: str) -> None:
         """Refuse when context ``name`` exists and is not the one provision wrote for ``machine``."""
@@ -77,14 +101,23 @@ class DockerConfig:
         atomic_write(self.meta_path(name), json.dumps(meta), 0o600)
 
     def remove_context(self, name: str, machine: str) -> bool:
-        """Remove the context if this tool made it for ``machine``; reset currentContext if it was it."""
-        if self.owner(name) != machine:
+        """Undo a context just written for ``machine`` (a failed create or import): removed if it is ours,
+        and currentContext reset if it was it. A file it cannot read leaves things as they are."""
+        try:
+            if self.owner(name) != machine:
+                return False
+            selected = self.current_context() == name
+        except ProvisionError:
             return False
-        shutil.rmtree(self.meta_path(name).parent, ignore_errors=True)
-        shutil.rmtree(self.tls_dir(name), ignore_errors=True)
-        if self.current_context() == name:
+        self.delete_context(name)
+        if selected:
             self.set_current_context(None)
         return True
+
+    def delete_context(self, name: str) -> None:
+        """The context's directories, whatever is in them: the caller has established it is ours."""
+        shutil.rmtree(self.meta_path(name).parent, ignore_errors=True)
+        shutil.rmtree(self.tls_dir(name), ignore_errors=True)
 
     # -- config.json -----------------------------------------------------------------------------
     def _read_config(self) -> dict[str, Any]:
@@ -92,9 +125,9 @@ class DockerConfig:
         try:
             return lean.read_config(str(self.dir))
         except OSError as exc:
-            raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
+            raise ProvisionError(f"cannot read {path}: {exc.strerror}; fix or remove it") from exc
         except lean.NotAnObject as exc:
-            raise ProvisionError(f"{path} is not a JSON object") from exc
+            raise ProvisionError(f"{path} is not a JSON object; fix or remove it") from exc
         except ValueError as exc:
             raise ProvisionError(f"{path} is not valid JSON; fix or remove it ({exc})") from exc
 

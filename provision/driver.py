@@ -94,11 +94,14 @@ class Capabilities:
     # The driver gives a cluster address (``cluster_address``) and opens the swarm ports (2377/tcp,
     # 7946/tcp+udp, 4789/udp) between the members of a cluster (``join_cluster``/``leave_cluster``).
     cluster: bool = False
+    # Ports the machine's containers publish can be forwarded to the same ports on 127.0.0.1 of this
+    # computer at run time (``forward_port``/``unforward_port``): the core runs a host agent that does it.
+    forward_ports: bool = False
 
 
 # The method that backs each capability: declared True, it must be overridden.
 CAPABILITY_METHODS = {"start": "start", "stop": "stop", "restart": "restart", "kill": "kill",
-                      "ssh": "ssh_endpoint", "cluster": "cluster_address"}
+                      "ssh": "ssh_endpoint", "cluster": "cluster_address", "forward_ports": "forward_port"}
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,18 @@ class Driver(ABC):
         """The public SSH host key the machine will present, when the driver chose it at create (an OpenSSH
         public key line). The first login then verifies it; None: the key is learned at first contact."""
         return None
+
+    def forward_port(self, protocol: str, port: int) -> None:
+        """Make 127.0.0.1:PORT (``tcp`` or ``udp``) on this computer reach PORT on the machine; raise a
+        ``DriverError`` saying why when it cannot (the port is taken here)."""
+        raise NotImplementedError
+
+    def unforward_port(self, protocol: str, port: int) -> None:
+        raise NotImplementedError
+
+    def wants_port_agent(self) -> bool:
+        """Whether the core should run the port-forwarding agent for this machine (the user may turn it off)."""
+        return self.capabilities.forward_ports
 
     def cluster_address(self) -> str:
         """The address the other members of a cluster reach this machine at (its swarm advertise address)."""

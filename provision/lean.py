@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 
 from . import paths
-from .fsutil import atomic_write
+from .fsutil import JSON_LIMIT, atomic_write, read_regular
 
 TYPE_CHECKING = False  # typing itself costs start-up time
 if TYPE_CHECKING:
@@ -59,48 +58,18 @@ def record_path(root: str, name: str) -> str:
     return os.path.join(machine_dir(root, name), paths.RECORD)
 
 
-# A record, a context's meta.json or docker's config.json is a few KiB; anything past this is not one.
-MAX_JSON_BYTES = 4 * 1024 * 1024
+def read_json(path: str, *, follow: bool = True) -> object:
+    """A JSON file read as a bounded regular file (``fsutil.read_regular``); ``follow=False`` for the
+    store's own files, which provision never writes as links."""
+    return loads(read_regular(path, JSON_LIMIT, follow=follow))
 
 
-def read_regular(path: str, limit: int, *, follow: bool = True) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes. A FIFO, a device or a directory is refused
-    without blocking (``O_NONBLOCK``), and a bigger file is refused without reading it: every file here
-    may have been put there by someone else. ``follow=False`` refuses a symlink (the store's own files,
-    which provision never writes as links); docker's files may be links, as dotfile managers make them."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags if follow else flags | os.O_NOFOLLOW)
-    except OSError as exc:
-        if not follow and os.path.islink(path):
-            raise ValueError("a symbolic link, not a file provision wrote") from exc
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not a regular file")
-        if info.st_size > limit:
-            raise ValueError(f"larger than {limit // 1024} KiB")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ValueError(f"larger than {limit // 1024} KiB")
-    return data
-
-
-def parse_json(data: bytes | str) -> object:
-    """``json.loads`` whose every failure is a ``ValueError``: a document nested deeper than Python's
-    recursion limit would otherwise escape as ``RecursionError``."""
+def loads(data: bytes) -> object:
+    """``json.loads``, with JSON nested too deep for the parser a ``ValueError`` like any other bad JSON."""
     try:
         return json.loads(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-
-
-def read_json(path: str, limit: int = MAX_JSON_BYTES, *, follow: bool = True) -> object:
-    return parse_json(read_regular(path, limit, follow=follow))
 
 
 def read_record(root: str, name: str) -> object:
@@ -162,12 +131,12 @@ def owner(meta: object | None) -> str | None:
 def read_config(config_dir: str) -> dict[str, object]:
     """``config.json`` as an object; absent or blank is ``{}``. Raises ``NotAnObject`` for other JSON."""
     try:
-        text = read_regular(os.path.join(config_dir, CONFIG_FILE), MAX_JSON_BYTES)
+        text = read_regular(os.path.join(config_dir, CONFIG_FILE), JSON_LIMIT)
     except FileNotFoundError:
         return {}
     if not text.strip():
         return {}
-    data = parse_json(text)
+    data = loads(text)
     if not isinstance(data, dict):
         raise NotAnObject("not a JSON object")
     return data
@@ -186,12 +155,13 @@ def write_current_context(config_dir: str, config: dict[str, object], context: s
         del config[CURRENT]
     else:
         config[CURRENT] = context
-    path = os.path.join(config_dir, CONFIG_FILE)
+    # Written through a symlink (a dotfile manager's), as the docker CLI does: the link stays a link.
+    path = os.path.realpath(os.path.join(config_dir, CONFIG_FILE))
     try:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         mode = 0o600
-    os.makedirs(config_dir, 0o700, exist_ok=True)
+    os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
     # The docker CLI writes this file with tab indentation; keep the same look.
     atomic_write(path, json.dumps(config, indent="\t") + "\n", mode)
 

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 
-from . import addresses, interrupts, lean, paths, sshconfig
+from . import addresses, agent, interrupts, lean, paths, sshconfig
 from .contexts import ContextTLS, DockerConfig
 from .errors import (BrokenRecord, EngineError, HostNotRunning, Interrupted, MachineNotFound, NotSupported,
                      ProvisionError, StoreError, TimeoutExpired, UsageError)
+from .fsutil import PEM_LIMIT, read_regular
 from .names import DEFAULT_MACHINE, context_name, validate_machine_name
 from .options import public, resolve
 from .shellenv import override_warnings
@@ -238,6 +239,7 @@ class Machines:
                                            facts={**record.facts, **clock.finish().facts("create")})
                     self.store.save(record)
                     self.write_context(record)
+                    self._start_agent(record, driver)
                 except BaseException as exc:
                     failed = keeper.record.evolve(driver_data=dict(keeper.data), lifecycle=Lifecycle.ERROR,
                                                   error=_describe(exc))
@@ -316,9 +318,35 @@ class Machines:
 
         issued = self._new_server_cert(record, driver)
         driver.ctx.engine_files = boot_files(self._engine_config(record, driver),
-                                             ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                                             ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem),
                                              machine=record.name)
         return issued
+
+    def client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...] | None = None) -> bytes:
+        """The engine's client CA file (``/etc/docker/ca.pem``): the store's CA and each live export's
+        issuing certificate. Every path that writes the file writes this, so none of them revokes an
+        export, or brings a revoked one back, by the way."""
+        from .trust import client_trust
+
+        return client_trust(self.ca.ca_pem(), record.exports if exports is None else exports)
+
+    def apply_client_trust(self, record: MachineRecord, exports: tuple[dict[str, Any], ...],
+                           message: str) -> MachineRecord:
+        """Make the running engine trust exactly the owner and ``exports``' live ones: write the CA file
+        over SSH, restart dockerd (containers kept by live-restore), and return once the engine answers
+        the owner over mutual TLS. The caller holds the machine's lock and records ``exports`` in the
+        record returned (a migrated machine's first contact pins its host key in it)."""
+        from .provisioner import install_client_trust
+
+        self._require_provisionable(record)
+        driver = self.driver_for(record)
+        self._require_running(record, driver)
+        self.progress(message)
+        record = self._pin_at_first_contact(record, driver)
+        with self._session(record, driver) as session:
+            install_client_trust(session, self.client_trust(record, exports), self.progress)
+        self._wait_ready(record, driver)
+        return record
 
     def _new_server_cert(self, record: MachineRecord, driver: Driver) -> IssuedCert:
         sans = [*driver.addresses(), record.name, "localhost", *record.engine.tls_san]
@@ -351,7 +379,7 @@ class Machines:
             if first_contact or not record.host_key:
                 record = self._pin_host_key(record, session, endpoint)
             record, issued = self._issue_server_cert(record, driver, issued)
-            certs = ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem)
+            certs = ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem)
             facts = provision_engine(session, self._engine_config(record, driver, endpoint.user), certs,
                                      self.progress)
         record = record.evolve(facts={**record.facts, **_facts_dict(facts)},
@@ -425,6 +453,11 @@ class Machines:
     def upgrade(self, name: str) -> MachineRecord:
         from .provisioner import upgrade_engine
 
+        record = self.store.load(name)
+        self._require_provisionable(record)
+        if self.driver_for(record).capabilities.start and self.status(name) != MachineState.RUNNING:
+            self.progress(f"{name} is not running; starting it first")  # as Docker Machine's upgrade did
+            self.start(name)
         with self.store.edit(name) as record:
             self._require_provisionable(record)
             driver = self.driver_for(record)
@@ -464,7 +497,7 @@ class Machines:
             self.ca.ensure()
             with self._session(record, driver) as session:
                 record, issued = self._issue_server_cert(record, driver)
-                install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                install_certs(session, ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem),
                               self.progress)
             self._install_client_certs(name)
             record = record.evolve(url=self._engine_url(record, driver), facts=_without(record.facts, FOREIGN_CA))
@@ -510,6 +543,8 @@ class Machines:
             keeper = _Keeper(self.store, record)
             driver = self.driver_for(record, data=keeper.data, checkpoint=keeper.checkpoint)
             self.progress(f"{action.capitalize()}ing {name}" if action != "stop" else f"Stopping {name}")
+            if action in ("stop", "kill", "restart"):
+                agent.end(self.store.machine_dir(name))
             getattr(driver, action)()
             keeper.checkpoint()
             record = keeper.record
@@ -539,7 +574,7 @@ class Machines:
                 # The host key stays pinned; `provision ssh` needs it under the new address too.
                 record = self._pin_host_key(record, session, driver.ssh_endpoint())
                 record, issued = self._issue_server_cert(record, driver)
-                install_certs(session, ServerCerts(self.ca.ca_pem(), issued.cert_pem, issued.key_pem),
+                install_certs(session, ServerCerts(self.client_trust(record), issued.cert_pem, issued.key_pem),
                               self.progress)
             if record.facts.get(FOREIGN_CA):  # the engine now trusts the store's CA: so must the client
                 self.progress(f"{record.name} moved from {record.facts[FOREIGN_CA]}'s CA to provision's")
@@ -548,7 +583,28 @@ class Machines:
                 self.store.save(record)
             self.write_context(record)
         self._wait_ready(record, driver, max(ENGINE_READY_TIMEOUT, driver.boot_timeout))
+        self._start_agent(record, driver)
         return record
+
+    # -- the host agent that forwards published ports ------------------------------------------------
+    def agent_wanted(self, record: MachineRecord, driver: Driver) -> bool:
+        # The agent reads the engine's events over its mutual-TLS endpoint: an engine reached over SSH
+        # has none (`provision ports NAME --forward` covers it).
+        return driver.capabilities.forward_ports and driver.wants_port_agent() and not record.engine.over_ssh
+
+    def _start_agent(self, record: MachineRecord, driver: Driver) -> None:
+        if not self.agent_wanted(record, driver):
+            return
+        directory = self.store.machine_dir(record.name)
+        try:
+            started = agent.ensure(self.store.root, record.name, directory)
+        except OSError as exc:  # the machine works without it: say so, never undo the machine for it
+            self.progress(f"Published ports are not forwarded: the port agent did not start ({exc})")
+            return
+        self.log(f"port agent for {record.name}: pid {started.pid}, log {started.log}")
+
+    def agent_status(self, name: str) -> agent.AgentStatus:
+        return agent.status(self.store.machine_dir(self.resolve_name(name)))
 
     def start(self, name: str) -> MachineRecord:
         return self._lifecycle(name, "start")
@@ -562,13 +618,20 @@ class Machines:
     def kill(self, name: str) -> MachineRecord:
         return self._lifecycle(name, "kill")
 
-    def remove(self, name: str, *, force: bool = False) -> None:
-        """Remove the machine's resources, its context and its record.
+    def remove(self, name: str, *, force: bool = False) -> list[str]:
+        """Remove the machine's resources, its context and its record; returns what was left, one line each.
 
-        With ``force`` a broken record or a driver failure does not stop the local clean-up.
+        A plain rm reads all it needs (record, docker context, config.json) before it changes anything, so
+        it removes all or nothing. With ``force`` a broken record, an unreadable docker file or a driver
+        failure does not stop the local clean-up, and the context goes whenever it is provably this machine's.
         """
         validate_machine_name(name)
+        left: list[str] = []
+        context = context_name(name)
+        owned, selected = self._context_to_remove(name, context, force, left)
         self._leave_swarm_before_remove(name, force)
+        if self.store.exists(name):
+            agent.end(self.store.machine_dir(name))
         readable, over_ssh = True, False
         try:
             with self.store.edit(name) as record:
@@ -585,14 +648,52 @@ class Machines:
             if not force or not isinstance(exc, BrokenRecord):
                 raise
             readable = False
+            left.append(f"{exc.message}; removed all the same")
         except ProvisionError:
             if not force:
                 raise
-        if readable:
-            self.docker.remove_context(context_name(name), name)
+        if owned:  # the ownership marker names the machine: no record is needed to know it
+            if selected:  # the one local write that can fail (a full disk) goes first: nothing else is gone yet
+                try:
+                    self.docker.set_current_context(None)
+                except ProvisionError as exc:
+                    if not force:
+                        raise
+                    left.append(f"{exc.message}; its currentContext still names the removed context {context!r}")
+            self.docker.delete_context(context)
         self.store.delete(name)
         if over_ssh or not readable:  # a TCP machine's rm need not read every record again
             self._write_ssh_config()
+        return left
+
+    def _context_to_remove(self, name: str, context: str, force: bool, left: list[str]) -> tuple[bool, bool]:
+        """Whether the machine's docker context goes and whether config.json selects it, read before anything
+        changes. A file that cannot be read stops a plain rm; ``force`` removes the context only when its TLS
+        files are this machine's (its meta.json no longer says so), and adds a line for what it left."""
+        try:
+            owned = self.docker.owner(context) == name
+        except ProvisionError as exc:
+            if not force:
+                raise
+            owned = self.docker.tls_matches(context, self._own_tls(name))
+            left.append(exc.message + ("; removed all the same: its TLS files are this machine's" if owned
+                                       else f"; left in place, since nothing shows provision made it ({exc.hint})"))
+        if not owned:
+            return False, False
+        try:
+            return True, self.docker.current_context() == context
+        except ProvisionError as exc:
+            if not force:
+                raise
+            left.append(f"{exc.message}; its currentContext may still name the removed context {context!r}")
+            return True, False
+
+    def _own_tls(self, name: str) -> ContextTLS | None:
+        """The TLS files a context of this machine holds, when its directory still has them all."""
+        try:
+            return self.context_tls(name)
+        except OSError:
+            return None
 
     def _close_cluster_doors(self, record: MachineRecord, driver: Driver) -> None:
         """A cluster member that goes without leaving its swarm (a failed create, a swarm never formed)
@@ -635,7 +736,10 @@ class Machines:
 
     def list(self, timeout: float = lean.LS_TIMEOUT, probe_engines: bool = True) -> list[Listing]:
         entries = self.store.entries()
-        active = self.active_name()
+        try:
+            active = self.active_name()
+        except ProvisionError:  # an unreadable docker file leaves no machine active; `active` says why
+            active = None
         import threading
 
         results: dict[str, Listing] = {}
@@ -681,6 +785,8 @@ class Machines:
             state = driver.state()
             if state == MachineState.RUNNING:
                 url = url or self._engine_url(record, driver)
+                if self.agent_wanted(record, driver) and not agent.status(self.store.machine_dir(record.name)).running:
+                    error = f"port agent is not running (`provision start {record.name}` starts it)"
                 if probe_engines and not record.engine.over_ssh:  # an SSH login per machine: too slow for ls
                     info = ConnectionInfo(record.name, url, "", self.store.machine_dir(record.name))
                     try:
@@ -708,6 +814,10 @@ class Machines:
         data = record.to_dict()
         data["Name"] = record.name
         data["DriverName"] = record.driver
+        if record.exports:  # live, revoked or expired, and whether each can be revoked; not the PEM
+            from .trust import describe
+
+            data["exports"] = [describe(e) for e in record.exports]
         directory = self.store.machine_dir(record.name)
         data["paths"] = {"machine_dir": str(directory), "cert_path": str(directory),
                          "ssh_key": str(directory / paths.SSH_KEY), "known_hosts": str(directory / paths.KNOWN_HOSTS),
@@ -721,6 +831,7 @@ class Machines:
                 data["boot_log_tail"] = log.splitlines()[-20:]
         except ProvisionError as exc:
             data["Driver"] = {"error": exc.message}
+        data["port_agent"] = agent.status(directory).to_dict()
         server_pem = directory / paths.SERVER_CERT
         if server_pem.exists():
             from .tls import describe_certificate
@@ -737,8 +848,9 @@ class Machines:
     # -- docker contexts -------------------------------------------------------------------------
     def context_tls(self, name: str) -> ContextTLS:
         directory = self.store.machine_dir(name)
-        return ContextTLS((directory / paths.CA_CERT).read_bytes(), (directory / paths.CLIENT_CERT).read_bytes(),
-                          (directory / paths.CLIENT_KEY).read_bytes())
+        ca, cert, key = (read_regular(str(directory / f), PEM_LIMIT)
+                         for f in (paths.CA_CERT, paths.CLIENT_CERT, paths.CLIENT_KEY))
+        return ContextTLS(ca, cert, key)
 
     def write_context(self, record: MachineRecord) -> str:
         info = self.connection(record)

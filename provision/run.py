@@ -90,3 +90,16 @@ def _text(data: str | bytes | None) -> str:
     if isinstance(data, bytes):
         return data.decode(errors="replace")
     return data or ""
+
+
+def spawn(argv: Sequence[str], *, output: object = subprocess.DEVNULL, new_session: bool = False,
+          cwd: str | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in the background (a host agent, an ssh master connection) and return it: stdin from
+    /dev/null, stdout and stderr to ``output``; ``new_session`` gives it a process group of its own, so it
+    outlives this command and ends with its group."""
+    log.debug("+ %s &", shlex.join(argv))
+    try:
+        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=output, stderr=output,  # type: ignore[arg-type]
+                                start_new_session=new_session, close_fds=True, cwd=cwd)
+    except FileNotFoundError as exc:
+        raise CommandError(f"{argv[0]} is not installed", argv=list(argv)) from exc

@@ -161,12 +161,12 @@ class Store:
         except json.JSONDecodeError as exc:
             raise BrokenRecord(f'machine "{name}": {path} is not valid JSON ({exc.msg} at line {exc.lineno})',
                                machine=name) from exc
-        except ValueError as exc:  # not a regular file, too big, nested too deeply, not UTF-8
-            raise BrokenRecord(f'machine "{name}": cannot read {path} as a record ({exc})', machine=name) from exc
+        except ValueError as exc:  # not UTF-8, nested too deeply
+            raise BrokenRecord(f'machine "{name}": {path} is not valid JSON ({exc})', machine=name) from exc
         try:
             record = MachineRecord.from_dict(data)
         except BrokenRecord as exc:
-            raise BrokenRecord(f'machine "{name}": {exc.message}', machine=name) from exc
+            raise BrokenRecord(f'machine "{name}": {path}: {exc.message}', machine=name) from exc
         if record.name != name:
             raise BrokenRecord(f'machine "{name}": its record names "{record.name}"', machine=name)
         return record

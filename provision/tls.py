@@ -113,28 +113,10 @@ class CertificateAuthority:
                 self._write_client(self._issue_client())
 
     def _create_ca(self) -> None:
-        from cryptography import x509
-
-        key = _new_key()
-        now = datetime.now(timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("provision CA"))
-            .issuer_name(_name("provision CA"))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE)
-            .not_valid_after(now + timedelta(days=CA_DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, _hash())
-        )
         from cryptography.hazmat.primitives import serialization
 
+        key = _new_key()
+        cert = _self_signed_ca(key, "provision CA", datetime.now(timezone.utc) + timedelta(days=CA_DAYS))
         atomic_write(self.dir / paths.CA_KEY, _key_pem(key), 0o600)
         atomic_write(self.dir / paths.CA_CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
@@ -154,38 +136,9 @@ class CertificateAuthority:
         return self.ca_cert_path.read_bytes()
 
     def _issue(self, common_name: str, sans: tuple[str, ...], days: int, server: bool) -> IssuedCert:
-        from cryptography import x509
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.x509.oid import ExtendedKeyUsageOID
-
         ca_cert, ca_key = self._load_ca()
-        key = _new_key()
         now = datetime.now(timezone.utc)
-        not_before, not_after = now - BACKDATE, now + timedelta(days=days)
-        serial = x509.random_serial_number()
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(common_name))
-            .issuer_name(ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(serial)
-            .not_valid_before(not_before)
-            .not_valid_after(not_after)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,
-                                         crl_sign=False, content_commitment=False, data_encipherment=False,
-                                         key_agreement=True, encipher_only=False, decipher_only=False),
-                           critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                           critical=False)
-        )
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(san_entries(sans)), critical=False)
-        cert = builder.sign(ca_key, _hash())
-        return IssuedCert(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key),
-                          not_before, not_after, serial, sans)
+        return _sign_leaf(ca_cert, ca_key, common_name, sans, now + timedelta(days=days), server=server)
 
     def regenerate_client(self) -> IssuedCert:
         """A new client key and certificate, written under the CA's lock so no reader sees a mix."""
@@ -208,7 +161,9 @@ class CertificateAuthority:
                     self.client_key_path.read_bytes())
 
     def issue_client_for(self, label: str) -> IssuedCert:
-        """A new client key and certificate whose subject names ``label`` (an export for a teammate).
+        """A client certificate signed by the store's CA itself whose subject names ``label``: what an
+        export was before revocation, and still is for an engine whose trust provision cannot change (the
+        ``none`` driver). The engine accepts it until it expires, as long as it trusts the store's CA.
 
         Nothing is written: the key leaves with the export and the store keeps only the owner's pair.
         The CA must already exist; an export never creates one the engine would not trust."""
@@ -221,6 +176,87 @@ class CertificateAuthority:
         self.ensure()
         unique = tuple(dict.fromkeys(s.strip() for s in sans if s and s.strip()))
         return self._issue(machine, unique, SERVER_DAYS, server=True)
+
+
+@dataclass(frozen=True)
+class ExportCert:
+    """A revocable export: a client certificate and the issuing certificate made only for it."""
+
+    issuer_pem: bytes  # what the engine trusts for this export, beside the owner's CA
+    client: IssuedCert
+
+
+def issue_export(label: str, days: int = CLIENT_DAYS) -> ExportCert:
+    """A fresh self-signed issuing certificate that signs exactly one client certificate for ``label``.
+
+    The issuing key lives only in this function's frame and is never serialized: nobody, the owner
+    included, can sign another certificate under it. An engine that trusts the issuing certificate
+    accepts this one client; dropping it from the engine's CA file refuses that client and no other."""
+    now = datetime.now(timezone.utc)
+    not_after = now + timedelta(days=days)
+    issuer_key = _new_key()
+    issuer = _self_signed_ca(issuer_key, f"provision export {label}", not_after)
+    client = _sign_leaf(issuer, issuer_key, label, (), not_after, server=False)
+    del issuer_key
+    from cryptography.hazmat.primitives import serialization
+
+    return ExportCert(issuer.public_bytes(serialization.Encoding.PEM), client)
+
+
+def _self_signed_ca(key, common_name: str, not_after: datetime) -> x509.Certificate:  # type: ignore[no-untyped-def]
+    """A root that signs leaves only (``path_length=0``), valid from a few minutes ago until ``not_after``."""
+    from cryptography import x509
+
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.now(timezone.utc) - BACKDATE)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, _hash())
+    )
+
+
+def _sign_leaf(issuer: x509.Certificate, issuer_key, common_name: str,  # type: ignore[no-untyped-def]
+               sans: tuple[str, ...], not_after: datetime, *, server: bool) -> IssuedCert:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    key = _new_key()
+    not_before = datetime.now(timezone.utc) - BACKDATE
+    serial = x509.random_serial_number()
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False, key_cert_sign=False,
+                                     crl_sign=False, content_commitment=False, data_encipherment=False,
+                                     key_agreement=True, encipher_only=False, decipher_only=False),
+                       critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                       critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san_entries(sans)), critical=False)
+    cert = builder.sign(issuer_key, _hash())
+    return IssuedCert(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key),
+                      not_before, not_after, serial, sans)
 
 
 def _hash():  # type: ignore[no-untyped-def]

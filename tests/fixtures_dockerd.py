@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pytest
 
 from provision import paths
 from provision.probe import TLSFiles, ping
-from provision.tls import CertificateAuthority
+from provision.tls import CertificateAuthority, IssuedCert
 from provision.fsutil import atomic_write
 
 
@@ -47,46 +48,37 @@ class Engine:
                          0o600 if "key" in name else 0o644)
 
 
-@pytest.fixture(scope="session")
-def dockerd() -> Iterator[Engine]:
+@contextmanager
+def running_dockerd(work: Path, ca_file: Path, server: IssuedCert, client: TLSFiles) -> Iterator[str]:
+    """dockerd on a free 127.0.0.1 port with its state under ``work``, trusting the clients ``ca_file``
+    admits; yields its URL once it answers ``client`` over mutual TLS, and stops it on the way out."""
     binary = shutil.which("dockerd")
     if binary is None:
         pytest.fail("dockerd is not installed (Debian package docker.io); .ci/run installs it")
-    # Short paths: the exec root holds unix sockets, whose paths are limited to 108 bytes.
-    work = Path(tempfile.mkdtemp(prefix="pvd-", dir="/tmp"))
-    certs = work / "certs"
-    ca = CertificateAuthority(certs)
-    ca.ensure()
-    server = ca.issue_server("test-engine", ["127.0.0.1", "localhost"])
     atomic_write(work / "server.pem", server.cert_pem, 0o644)
     atomic_write(work / "server-key.pem", server.key_pem, 0o600)
     port = free_port()
-    sock = work / "docker.sock"
     argv = [binary, "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", str(work / "data"),
-            "--exec-root", str(work / "x"), "--pidfile", str(work / "docker.pid"), "-H", f"unix://{sock}",
-            "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs / paths.CA_CERT),
+            "--exec-root", str(work / "x"), "--pidfile", str(work / "docker.pid"),
+            "-H", f"unix://{work / 'docker.sock'}", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(ca_file),
             "--tlscert", str(work / "server.pem"), "--tlskey", str(work / "server-key.pem")]
-    log = open(work / "dockerd.log", "wb")
+    log = open(work / "dockerd.log", "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"tcp://127.0.0.1:{port}"
-    tls = TLSFiles(certs / paths.CA_CERT, certs / paths.CLIENT_CERT, certs / paths.CLIENT_KEY)
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            if ping(url, tls, timeout=2):
-                break
-        except Exception:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("dockerd did not start:\n" + (work / "dockerd.log").read_text()[-3000:])
-        time.sleep(0.3)
-    from provision.probe import version
-
-    engine_version = str(version(url, tls)["Version"])
     try:
-        yield Engine(url, port, sock, certs, engine_version)
+        while True:
+            try:
+                if ping(url, client, timeout=2):
+                    break
+            except Exception:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("dockerd did not start:\n" + (work / "dockerd.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield url
     finally:
         proc.terminate()
         try:
@@ -96,6 +88,24 @@ def dockerd() -> Iterator[Engine]:
             proc.wait()
         log.close()
         subprocess.run(["umount", "-R", str(work / "data")], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[Engine]:
+    # Short paths: the exec root holds unix sockets, whose paths are limited to 108 bytes.
+    work = Path(tempfile.mkdtemp(prefix="pvd-", dir="/tmp"))
+    certs = work / "certs"
+    ca = CertificateAuthority(certs)
+    ca.ensure()
+    server = ca.issue_server("test-engine", ["127.0.0.1", "localhost"])
+    tls = TLSFiles(certs / paths.CA_CERT, certs / paths.CLIENT_CERT, certs / paths.CLIENT_KEY)
+    try:
+        with running_dockerd(work, certs / paths.CA_CERT, server, tls) as url:
+            from provision.probe import version
+
+            engine_version = str(version(url, tls)["Version"])
+            yield Engine(url, int(url.rsplit(":", 1)[1]), work / "docker.sock", certs, engine_version)
+    finally:
         shutil.rmtree(work, ignore_errors=True)
 
 

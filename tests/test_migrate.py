@@ -19,6 +19,7 @@ import pytest
 
 from clirun import run
 from provision import paths
+from provision.driver import Capabilities
 from provision.record import FOREIGN_CA, MIGRATED_FROM
 from provision.tls import CertificateAuthority
 
@@ -218,10 +219,16 @@ def test_virtualbox_machine_keeps_engine_url_and_ssh(tmp_path: Path, dm: DMStore
     sshd.authorize(Path(f"{key}.pub").read_text())
     dm.add("vbox", "virtualbox", {"IPAddress": "192.168.99.100", "SSHPort": sshd.port, "SSHUser": "root",
                                   "CPU": 1, "Memory": 1024, "DiskSize": 20000, "HostOnlyCIDR": "192.168.99.1/24",
-                                  "Boot2DockerURL": ""}, version=2, ssh_key=key)
+                                  "Boot2DockerURL": "", "ShareFolder": "/srv/code:code"}, version=2, ssh_key=key)
+    dm.add("plain", "virtualbox", {"IPAddress": "192.168.99.101", "SSHPort": sshd.port, "SSHUser": "root",
+                                   "NoShare": True}, version=2, ssh_key=key)
     before = dm.digest()
     result = run("migrate", "--from", str(dm.root), check=True)
     assert "the virtualbox driver is not available here: start, stop, kill and removing the machine" in result.stdout
+    assert "its VirtualBox shared folder (/srv/code:code) stays with the VirtualBox VM" in result.stdout
+    assert "--local-share-folder" in result.stdout
+    assert "its shared folders were off (--virtualbox-no-share)" in result.stdout
+    run("rm", "-y", "plain", check=True)
     record = record_of("vbox")
     assert record["driver"] == "generic" and record["url"] == "tcp://192.168.99.100:2376"
     assert record["driver_data"]["ssh_host"] == "127.0.0.1"  # VirtualBox forwards SSH on the loopback
@@ -460,7 +467,9 @@ def test_paths_are_resolved_under_the_store_given() -> None:
     source = Path("/new/place")
     assert resolve(source, "web", f"{OLD_ROOT}/machines/web/id_rsa")[0] == source / "machines/web/id_rsa"
     assert resolve(source, "web", f"{OLD_ROOT}/certs/ca.pem")[0] == source / "certs/ca.pem"
-    assert resolve(source, "web", "/etc/custom/ca.pem") == [Path("/etc/custom/ca.pem")]
+    assert resolve(source, "web", "/etc/custom/ca.pem") == []  # outside the store: never read
+    assert resolve(source, "web", f"{OLD_ROOT}/machines/web/../../../../../etc/shadow") == []
+    assert resolve(source, "web", "/new/place/machines/web/id_rsa") == [source / "machines/web/id_rsa"] * 2
     assert resolve(source, "web", "") == []
 
 
@@ -479,6 +488,7 @@ def test_a_start_keeps_docker_machines_ca_while_its_certificate_covers_the_addre
 
     class Cloud:  # a cloud driver whose refresh found addresses Docker Machine never recorded
         boot_timeout = 1.0
+        capabilities = Capabilities()  # no port agent
 
         def __init__(self, ip: str) -> None:
             self.address = ip
@@ -539,3 +549,175 @@ def test_upgrade_pins_the_host_key_at_first_contact(tmp_path: Path, dm: DMStore,
     Machines.open().upgrade("web")
     assert seen == ["reached"]
     assert record_of("web")["host_key"].split()[:2] == sshd.host_key.split()[:2]
+
+
+# -- hostile stores: migrate reads nothing outside --from, and one bad machine is one line ------------------
+def _config_of(dm: DMStore, name: str) -> dict[str, Any]:
+    return json.loads((dm.root / "machines" / name / "config.json").read_text())
+
+
+def _set_config(dm: DMStore, name: str, config: Any) -> None:
+    (dm.root / "machines" / name / "config.json").write_text(json.dumps(config))
+
+
+def _refused_alone(dm: DMStore, name: str, tmp_path: Path) -> str:
+    """Migrate a store whose one machine is hostile: exit 1, its one line and the count, nothing changed."""
+    from snapshots import messages, snapshot
+
+    docker_dir = Path(os.environ["DOCKER_CONFIG"])
+    before = snapshot(dm.root, store_root() / "machines", docker_dir, tmp_path / "outside")
+    result = run("migrate", "--from", str(dm.root), timeout=30)
+    assert result.returncode == 1, result.stdout
+    lines = messages(result)
+    assert len(lines) == 2 and lines[1] == f"1 of 1 machines not migrated: {name}", lines
+    assert lines[0].startswith(f'Error migrating "{name}": ')
+    assert snapshot(dm.root, store_root() / "machines", docker_dir, tmp_path / "outside") == before
+    return lines[0]
+
+
+def test_recorded_paths_outside_the_store_are_never_read(tmp_path: Path, dm: DMStore) -> None:
+    """The CA, client pair and key of ConfigVersion 0 named outside the store (as /etc/shadow was): not read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for filename in ("ca.pem", "cert.pem", "key.pem"):
+        (outside / filename).write_bytes((dm.ca_dir / filename).read_bytes())
+    dm.add("leak", "generic", {"IPAddress": "192.0.2.30"}, version=0, provisioned=False,
+           ssh_key=rsa_key(tmp_path / "keys" / "id_rsa"))
+    config = _config_of(dm, "leak")
+    config.update(CaCertPath=str(outside / "ca.pem"), ClientCertPath=str(outside / "cert.pem"),
+                  ClientKeyPath=f"{OLD_ROOT}/machines/leak/../../../../../..{outside}/key.pem")
+    _set_config(dm, "leak", config)
+    os.rename(dm.root / "certs" / "ca.pem", tmp_path / "store-ca.pem")
+    line = _refused_alone(dm, "leak", tmp_path)
+    assert "the CA certificate is missing" in line
+    assert f"{outside / 'ca.pem'} is outside {dm.root}, so it is never read" in line
+
+
+def test_an_ssh_key_path_outside_the_store_is_not_used(tmp_path: Path, dm: DMStore) -> None:
+    elsewhere = rsa_key(tmp_path / "outside" / "id_rsa")  # any private key on the computer
+    own = rsa_key(tmp_path / "keys" / "id_rsa")
+    dm.add("nokey", "generic", {"IPAddress": "192.0.2.31", "SSHKeyPath": str(elsewhere)})
+    line = _refused_alone(dm, "nokey", tmp_path)
+    assert "its SSH key is missing" in line and f"SSHKeyPath {elsewhere} is outside {dm.root}" in line
+
+    dm.add("haskey", "generic", {"IPAddress": "192.0.2.32", "SSHKeyPath": str(elsewhere)}, ssh_key=own)
+    result = run("migrate", "--from", str(dm.root), "haskey", check=True)
+    assert f"haskey: its SSHKeyPath {elsewhere} is outside {dm.root}, so it was not read; " \
+           f"{dm.root / 'machines' / 'haskey' / 'id_rsa'} is its key here" in result.stdout
+    copied = (store_root() / "machines" / "haskey" / paths.SSH_KEY).read_bytes()
+    assert copied == own.read_bytes() != elsewhere.read_bytes()
+
+
+@pytest.mark.parametrize("link", ["key-file", "cert-file", "machine-dir", "certs-dir"])
+def test_symlinks_are_not_followed(tmp_path: Path, dm: DMStore, link: str) -> None:
+    outside = tmp_path / "outside"
+    key = rsa_key(outside / "id_rsa")
+    dm.add("web", "generic", {"IPAddress": "192.0.2.33"}, ssh_key=key, provisioned=link != "certs-dir")
+    machine = dm.root / "machines" / "web"
+    if link == "key-file":
+        (machine / "id_rsa").unlink()
+        (machine / "id_rsa").symlink_to(key)
+        expected = "id_rsa is a symbolic link"
+    elif link == "cert-file":
+        (outside / "cert.pem").write_bytes((machine / "cert.pem").read_bytes())
+        (machine / "cert.pem").unlink()
+        (machine / "cert.pem").symlink_to(outside / "cert.pem")
+        expected = "cert.pem is a symbolic link"
+    elif link == "machine-dir":
+        os.rename(machine, outside / "web")
+        machine.symlink_to(outside / "web")
+        expected = f"{machine} is a symbolic link; migrate reads nothing through a link"
+    else:
+        os.rename(dm.root / "certs", outside / "certs")
+        (dm.root / "certs").symlink_to(outside / "certs")
+        expected = "certs is a symbolic link, not a directory"
+    assert expected in _refused_alone(dm, "web", tmp_path)
+
+
+def test_a_deeply_nested_config_and_a_name_with_a_newline_are_one_line_each(tmp_path: Path, dm: DMStore) -> None:
+    from snapshots import messages
+
+    dm.add("deep", "generic", {"IPAddress": "192.0.2.36"})
+    (dm.root / "machines" / "deep" / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    dm.add("two\nlines", "generic", {"IPAddress": "192.0.2.37"})
+    before = dm.digest()
+    result = run("migrate", "--from", str(dm.root))
+    assert result.returncode == 1
+    lines = messages(result)
+    assert len(lines) == 3 and "nested too deeply" in lines[0] and lines[0].startswith('Error migrating "deep"')
+    assert lines[1] == 'Error migrating "two\\nlines": its directory\'s name is not a machine name'
+    assert dm.digest() == before and not (store_root() / "machines").exists() or \
+        not any((store_root() / "machines").iterdir())
+
+
+def test_a_store_given_through_a_symlink_is_read(tmp_path: Path, dm: DMStore) -> None:
+    """--from itself may be a link (a dotfile manager's ~/.docker): only what lies below it must not be."""
+    dm.add("web", "generic", {"IPAddress": "192.0.2.38"}, ssh_key=rsa_key(tmp_path / "keys" / "id_rsa"))
+    (tmp_path / "linked-store").symlink_to(dm.root)
+    result = run("migrate", "--from", str(tmp_path / "linked-store"), check=True)
+    assert 'Migrated "web" as "web"' in result.stdout and record_of("web")["url"] == "tcp://192.0.2.38:2376"
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_config_does_not_hang(tmp_path: Path, dm: DMStore) -> None:
+    dm.add("pipe", "generic", {"IPAddress": "192.0.2.34"})
+    (dm.root / "machines" / "pipe" / "config.json").unlink()
+    os.mkfifo(dm.root / "machines" / "pipe" / "config.json")
+    assert "config.json: a FIFO, not a regular file" in _refused_alone(dm, "pipe", tmp_path)
+
+
+def test_a_huge_config_is_not_read_whole(tmp_path: Path, dm: DMStore) -> None:
+    dm.add("huge", "generic", {"IPAddress": "192.0.2.35"})
+    with open(dm.root / "machines" / "huge" / "config.json", "r+b") as handle:
+        handle.truncate(64 << 20)  # sparse: 64 MiB of nothing after the JSON
+    assert "config.json: larger than 1048576 bytes" in _refused_alone(dm, "huge", tmp_path)
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("HostOptions.AuthOptions", "oops", "HostOptions.AuthOptions is a string, not an object"),
+    ("HostOptions", [], "HostOptions is a list, not an object"),
+    ("HostOptions.EngineOptions.Labels", "team=web", "HostOptions.EngineOptions.Labels is a string, not a list"),
+    ("HostOptions.EngineOptions.ArbitraryFlags", ["log-level=warn\nExecStartPre=/bin/sh"],
+     "ArbitraryFlags holds a control character"),
+    ("HostOptions.AuthOptions.CaCertPath", 7, "HostOptions.AuthOptions.CaCertPath is a number, not a string"),
+    ("Driver.SSHPort", "22", "Driver.SSHPort is a string, not a port number"),
+    ("Driver.SSHPort", 70000, "Driver.SSHPort is a number, not a port number"),
+    ("Driver.IPAddress", "192.0.2.1:99/x", 'Driver.IPAddress "192.0.2.1:99/x" is not a host name or IP address'),
+    ("Driver.IPAddress", "-oProxyCommand=touch", "is not a host name or IP address"),
+    ("Driver.SSHUser", "-oProxyCommand=touch", 'Driver.SSHUser "-oProxyCommand=touch" is not a user name'),
+    ("Driver.SSHKeyPath", {"path": "/etc/shadow"}, "Driver.SSHKeyPath is an object, not a string"),
+    ("ConfigVersion", True, "has an invalid ConfigVersion True"),
+    ("DriverName", ["generic"], "DriverName is a list, not a string"),
+])
+def test_a_malformed_machine_is_one_line_and_the_others_migrate(tmp_path: Path, dm: DMStore, field: str,
+                                                                value: Any, expected: str) -> None:
+    from snapshots import messages
+
+    key = rsa_key(tmp_path / "keys" / "id_rsa")
+    for name, ip in (("alpha", "192.0.2.40"), ("bad", "192.0.2.41"), ("omega", "192.0.2.42")):
+        dm.add(name, "generic", {"IPAddress": ip}, ssh_key=key)
+    config = _config_of(dm, "bad")
+    *parents, last = field.split(".")
+    holder = config
+    for part in parents:
+        holder = holder[part]
+    holder[last] = value
+    _set_config(dm, "bad", config)
+    before = dm.digest()
+    result = run("migrate", "--from", str(dm.root))
+    assert result.returncode == 1
+    lines = messages(result)
+    assert len(lines) == 2 and lines[0].startswith('Error migrating "bad": ') and expected in lines[0], lines
+    assert lines[1] == "1 of 3 machines not migrated: bad"
+    assert 'Migrated "alpha"' in result.stdout and 'Migrated "omega"' in result.stdout
+    assert sorted(p.name for p in (store_root() / "machines").iterdir()) == ["alpha", "omega"]
+    assert docker("context", "inspect", "bad").returncode != 0
+    assert dm.digest() == before
+
+
+@pytest.mark.parametrize("url", ["tcp://192.0.2.9:2376/path", "ssh://root@192.0.2.9", "tcp://192.0.2.9",
+                                 "tcp://user@192.0.2.9:2376", "tcp://bad_host!:2376", 2376])
+def test_a_none_machines_url_is_checked(tmp_path: Path, dm: DMStore, url: Any) -> None:
+    dm.add("ext", "none", {"URL": url, "IPAddress": ""})
+    line = _refused_alone(dm, "ext", tmp_path)
+    assert "Driver.URL" in line and ("is not tcp://HOST:PORT" in line or "not a string" in line)

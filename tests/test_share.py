@@ -230,41 +230,38 @@ def test_export_refuses_an_existing_file_and_a_short_passphrase(owner, teammate,
     assert "exports" not in record
 
 
-@pytest.fixture
-def owner_with_ssh(engine: Engine, sshd_root, tmp_path: Path) -> str:
-    """A generic machine as create leaves it (key, pinned host key) whose engine is the test dockerd and whose
-    SSH is the test sshd; written through the store so no Docker install runs."""
-    from provision.machines import Machines
-    from provision.record import Lifecycle, MachineRecord
-    from provision.ssh import known_hosts_line
-
-    service = Machines.open()
-    service.ca.ensure()
-    data = {"ip": "127.0.0.1", "ssh_user": "root", "ssh_port": sshd_root.sshd.port,
-            "engine_port": engine.port, "ssh_key_file": paths.SSH_KEY}
-    record = MachineRecord(name="box", driver="generic", lifecycle=Lifecycle.READY, driver_data=data,
-                           url=engine.url, host_key=sshd_root.sshd.host_key)
-    service.store.claim(record)
-    service._install_client_certs("box")
-    service.store.write_file("box", paths.SSH_KEY, sshd_root.key_path.read_bytes(), 0o600)
-    service.store.write_file("box", paths.KNOWN_HOSTS, known_hosts_line(
-        "127.0.0.1", sshd_root.sshd.port, sshd_root.sshd.host_key) + "\n")
-    service.write_context(record)
-    return "box"
-
-
-@pytest.mark.sshd
-def test_with_ssh_round_trip_then_provision_ssh(owner_with_ssh, teammate, engine: Engine, tmp_path: Path) -> None:
-    bundle = export(tmp_path, "--with-ssh", name="box")
-    payload = json.loads(decrypt(bundle.read_bytes(), PASSPHRASE.encode()))
-    assert payload["ssh"]["port"] > 0 and payload["ssh"]["host_key"].startswith("ssh-ed25519 ")
-    result = run("import", str(bundle), "--passphrase-file", str(tmp_path / "pass"), env=teammate, check=True)
-    assert "with SSH access" in result.stdout
-    ssh = run("ssh", "box", "echo", "hello-from", "$((40+2))", env=teammate, check=True)
-    assert ssh.stdout.strip() == "hello-from 42"
-    assert server_version(docker("--context", "box", "version", "--format", "{{json .}}",
-                                 config=Path(teammate["DOCKER_CONFIG"]))) == engine.version
-    assert "imported" in one_line(run("restart", "box", env=teammate))
+def test_an_engine_provision_does_not_configure_gets_an_export_that_cannot_be_revoked(owner, teammate,
+                                                                                      tmp_path: Path) -> None:
+    """The none driver: provision cannot change what the engine trusts, so the export is signed by the store's
+    CA (as before revocation existed), the owner is told, and --revoke says why not in one line."""
+    result = run("export", "live", "-o", str(tmp_path / "a.provision"), "--for", "alice", "--passphrase-file",
+                 str(tmp_path / "pass"), check=True)
+    assert "cannot be revoked" in result.stderr and "--revoke" not in result.stdout
+    payload = json.loads(decrypt((tmp_path / "a.provision").read_bytes(), PASSPHRASE.encode()))
+    assert payload["format"] == 1 and "issuer" not in payload  # what provision before revocation reads
+    store = Path(os.environ["PROVISION_STORAGE_PATH"])
+    ca = x509.load_pem_x509_certificate((store / paths.CERTS_DIR / paths.CA_CERT).read_bytes())
+    x509.load_pem_x509_certificate(payload["cert"].encode()).verify_directly_issued_by(ca)
+    line = one_line(run("export", "--revoke", "alice", "live"))
+    assert line.startswith('the export for "alice" of machine "live" cannot be revoked: its certificate was '
+                           "signed by the store's CA itself") and "expires on 20" in line
+    assert one_line(run("export", "--revoke", "nobody", "live")) == (
+        'machine "live" has no export for "nobody"; `provision inspect live` lists its exports')
+    # One live export per label: --revoke LABEL names one certificate.
+    again = one_line(run("export", "live", "-o", str(tmp_path / "b.provision"), "--for", "alice",
+                         "--passphrase-file", str(tmp_path / "pass")))
+    assert 'already has a live export for "alice"' in again and not (tmp_path / "b.provision").exists()
+    inspect = json.loads(run("inspect", "live", check=True).stdout)
+    [shown] = inspect["exports"]
+    assert (shown["for"], shown["state"], shown["revocable"]) == ("alice", "live", False)
+    # Without --for each export still gets a label of its own, even two within one second.
+    for n in range(2):
+        run("export", "live", "-o", str(tmp_path / f"d{n}.provision"), "--passphrase-file", str(tmp_path / "pass"),
+            check=True)
+    labels = [e["for"] for e in json.loads(run("inspect", "live", check=True).stdout)["exports"]]
+    assert len(set(labels)) == 3 and all(x.startswith("live export 20") for x in labels[1:])
+    usage = run("export", "--revoke", "alice", "-o", str(tmp_path / "c"), "live")
+    assert usage.returncode == 2 and "--revoke takes only the machine's name" in usage.stderr
 
 
 def test_a_record_with_exports_round_trips() -> None:

@@ -78,19 +78,25 @@ def rm(
     if not (yes or force):  # -f implies -y, as Docker Machine's help says
         _confirm_removal(targets)
     if len(targets) == 1:
-        service.remove(targets[0], force=force)
+        _warn_left(service.remove(targets[0], force=force))
         out(f"Successfully removed {targets[0]}\n")
         return
     failures = []
     for name in targets:
         try:
-            service.remove(name, force=force)
+            _warn_left(service.remove(name, force=force))
             out(f"Successfully removed {name}\n")
         except ProvisionError as exc:
             failures.append(name)
             warn(f'Error removing "{name}": {exc.message}')
     if failures:
         raise ProvisionError(f"could not remove {', '.join(failures)}")
+
+
+def _warn_left(left: list[str]) -> None:
+    """What ``rm -f`` could not read or fix, one line each."""
+    for line in left:
+        warn(f"Warning: {line}")
 
 
 ANSWER_WAIT = 3.0  # seconds a script has to pipe in its answer when stdin is not a terminal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def _passphrase(path: Path | None, *, confirm: bool) -> bytes:
 @app.command(help="Export a machine for a teammate: an encrypted bundle with the engine URL, the CA "
                   "certificate and a new client certificate issued for it (never your key or the CA key). "
                   "--docker-context writes docker's own context export instead, for `docker context import`; "
-                  "that file is NOT encrypted (docker's format), so send it as you would a key.")
+                  "that file is NOT encrypted (docker's format), so send it as you would a key. "
+                  "--revoke LABEL makes the engine refuse that export's certificate from now on.")
 def export(
     ctx: typer.Context,
     name: str = typer.Argument(..., metavar="NAME"),
@@ -60,11 +62,23 @@ def export(
                                   help="Also carry the machine's SSH key, endpoint and pinned host key"),
     docker_context: bool = typer.Option(False, "--docker-context",
                                         help="Write docker's context export format (a tar, unencrypted)"),
+    revoke: str = typer.Option(None, "--revoke", metavar="LABEL",
+                               help="Revoke the export for LABEL (or with that serial): the engine refuses its "
+                                    "certificate from now on; dockerd restarts, containers keep running"),
     passphrase_file: Path = PASSPHRASE_FILE,
 ) -> None:
     from provision.bundle import Sharing
 
     sharing = Sharing(machines(ctx))
+    if revoke is not None:
+        if output is not None or label is not None or with_ssh or docker_context or passphrase_file is not None:
+            raise UsageError("--revoke takes only the machine's name: it writes no file")
+        revoked = sharing.revoke(name, revoke)
+        for line in revoked.warnings:
+            warn(f"Warning: {line}")
+        out(f'Revoked the export for "{revoked.label}" (serial {revoked.serial}) of {revoked.machine}: its engine '
+            f"refuses that certificate now ({revoked.seconds:.1f}s)\n")
+        return
     if docker_context:
         if with_ssh or passphrase_file is not None:
             raise UsageError("--docker-context takes neither --with-ssh nor --passphrase-file: "
@@ -78,8 +92,10 @@ def export(
                 f"import it with `provision import {result.path}`")
     for line in result.warnings:
         warn(f"Warning: {line}")
+    revoke_hint = (f"; revoke it with `provision export --revoke {shlex.quote(result.label)} {name}`"
+                   if result.revocable else "")
     out(f'{done}\nIssued client certificate {result.serial} for "{result.label}", valid until '
-        f"{result.not_after}\n")
+        f"{result.not_after}{revoke_hint}\n")
 
 
 @app.command("import", help="Import a machine a teammate exported: record, certificates and docker context")

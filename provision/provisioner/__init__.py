@@ -22,7 +22,7 @@ from .osinfo import OSInfo, detect
 from .scripts import ScriptOutput, render_script, run_script
 
 __all__ = ["EngineConfig", "ServerCerts", "EngineFacts", "provision_engine", "install_certs", "upgrade_engine",
-           "boot_files"]
+           "boot_files", "install_client_trust"]
 
 CLOUD_INIT_TIMEOUT = 600  # seconds; a cloud image's first boot may run long package upgrades
 LOCK_TIMEOUT = 300  # seconds to wait for another process's apt/dpkg lock
@@ -55,7 +55,7 @@ class EngineConfig:
 
 @dataclass
 class ServerCerts:
-    ca_pem: bytes
+    ca_pem: bytes  # the engine's client CA file: the owner's CA and each live export's issuer (provision.trust)
     cert_pem: bytes
     key_pem: bytes
 
@@ -186,10 +186,22 @@ def boot_files(config: EngineConfig, certs: ServerCerts, *, machine: str,
 def install_certs(session: Any, certs: ServerCerts, progress: Callable[[str], None]) -> None:
     """Put new server certificates in place and restart dockerd: no reinstall, containers keep running
     (the drop-in enables live-restore)."""
-    script = render_script("engine/configure.sh.j2", hostname="", set_runtime=False, root="",
-                           files=_cert_files(certs), files_message="Installing the new certificates",
-                           dropin_dir=engine.DROPIN_DIR, ready_polls=READY_POLLS)
-    run_script(session, script, what="installing certificates", progress=progress, timeout=CONFIGURE_TIMEOUT)
+    _install_files(session, _cert_files(certs), "Installing the new certificates", "installing certificates",
+                   progress)
+
+
+def install_client_trust(session: Any, ca_pem: bytes, progress: Callable[[str], None]) -> None:
+    """Replace the engine's client CA file and restart dockerd, only when the file changed: containers
+    keep running (live-restore). dockerd reads its TLS files at start only; SIGHUP does not reload them."""
+    _install_files(session, (EngineFile(engine.CA_PATH, 0o644, ca_pem),), "Installing the engine's client CA file",
+                   "installing the client CA file", progress)
+
+
+def _install_files(session: Any, files: tuple[EngineFile, ...], message: str, what: str,
+                   progress: Callable[[str], None]) -> None:
+    script = render_script("engine/configure.sh.j2", hostname="", set_runtime=False, root="", files=files,
+                           files_message=message, dropin_dir=engine.DROPIN_DIR, ready_polls=READY_POLLS)
+    run_script(session, script, what=what, progress=progress, timeout=CONFIGURE_TIMEOUT)
 
 
 def upgrade_engine(session: Any, config: EngineConfig, progress: Callable[[str], None]) -> EngineFacts:

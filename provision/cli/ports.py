@@ -1,0 +1,52 @@
+"""``provision ports NAME``: the ports a machine's containers publish and where they answer on this computer."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import typer
+
+from provision import formatting
+
+from .app import app, machines, one_name, out, warn
+
+NAMES = typer.Argument(None, metavar="[NAME]")
+
+
+@app.command(help="Show the machine's published ports and their forwards to 127.0.0.1 (a local machine's "
+                  "host agent keeps them); --forward forwards another machine's ports over SSH until Ctrl-C")
+def ports(
+    ctx: typer.Context,
+    names: list[str] = NAMES,
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON"),
+    forward: bool = typer.Option(False, "--forward", help="Forward the machine's published TCP ports to the same "
+                                 "ports on 127.0.0.1 over its SSH connection, following containers, until Ctrl-C"),
+) -> None:
+    from provision import agent
+
+    service = machines(ctx)
+    name = service.resolve_name(one_name(names))
+    if forward:
+        stopping: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+        warn(f"Forwarding the ports {name} publishes to 127.0.0.1 over SSH; Ctrl-C stops")
+        try:
+            agent.forward_in_foreground(service, name, warn, keep_going=lambda: not stopping)
+        except KeyboardInterrupt:
+            warn("Stopped forwarding")
+        return
+    table = agent.table(service, name)
+    if as_json:
+        out(json.dumps(table, indent=2) + "\n")
+        return
+    rows = [["HOST", "MACHINE PORT", "PROTOCOL", "STATE", "PUBLISHED BY", "DETAIL"]]
+    for entry in table["forwards"]:
+        rows.append([f"127.0.0.1:{entry['port']}", str(entry["port"]), entry["protocol"], entry["state"],
+                     ", ".join(entry.get("sources") or []), entry.get("detail") or ""])
+    out(formatting.columns(rows))
+    status = table["agent"]
+    if status is not None and not status["running"]:
+        warn(f"The port agent of {name} is not running: `provision start {name}` starts it (log: {status['log']})")
+    for note in table["not_forwarded"]:
+        warn(f"not forwarded: {note}")
