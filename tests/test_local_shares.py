@@ -94,12 +94,21 @@ def test_an_unreadable_folder_is_refused(tmp_path: Path) -> None:
         shares.plan(["locked"], False, None, str(tmp_path))
 
 
-@pytest.mark.parametrize("path", ["/home/me", "/tmp/pytest-of-root/x-y", "/srv/a b/c", "/home/me/.config",
-                                  "/data/ü", "/x/a:b_c.d", "/a%b"])
-def test_mount_unit_names_are_what_systemd_requires(path: str) -> None:
-    expected = subprocess.run(["systemd-escape", "--path", "--suffix=mount", path], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    assert shares.mount_unit_name(path) == expected
+# What `systemd-escape --path --suffix=mount PATH` (systemd 252) prints: systemd refuses a mount unit whose
+# name is not exactly that.
+@pytest.mark.parametrize(("path", "unit"), [
+    ("/home/me", "home-me.mount"),
+    ("//home//me/", "home-me.mount"),
+    ("/tmp/pytest-of-root/x-y", "tmp-pytest\\x2dof\\x2droot-x\\x2dy.mount"),
+    ("/srv/a b/c", "srv-a\\x20b-c.mount"),
+    ("/home/me/.config", "home-me-.config.mount"),
+    ("/.hidden/x", "\\x2ehidden-x.mount"),
+    ("/data/\u00fc", "data-\\xc3\\xbc.mount"),
+    ("/x/a:b_c.d", "x-a:b_c.d.mount"),
+    ("/a%b", "a\\x25b.mount"),
+])
+def test_mount_unit_names_are_what_systemd_requires(path: str, unit: str) -> None:
+    assert shares.mount_unit_name(path) == unit
 
 
 def test_the_seed_mounts_each_share_at_every_boot_before_docker() -> None:
@@ -189,3 +198,17 @@ def test_the_share_flags_are_listed_with_their_variables() -> None:
     for text in ("--local-share-folder", "PROVISION_LOCAL_SHARE_FOLDER", "--local-no-share",
                  "PROVISION_LOCAL_NO_SHARE"):
         assert text in listed
+
+
+def test_a_shared_folder_deleted_since_create_is_left_out_of_the_next_boot(tmp_path: Path) -> None:
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    kept.mkdir()
+    driver = LocalDriver(make_context(tmp_path / "m", "m", cache_dir=tmp_path / "cache"))
+    image = BaseImage(kind="debian-docker", disk=tmp_path / "cache" / "d.qcow2", disk_format="qcow2")
+    driver.ctx.data.update({
+        "image": image.to_data(tmp_path / "cache"), "ssh_port": 2222, "engine_port": 2376, "cpus": 1,
+        "memory_mib": 512, "accel": "tcg",
+        "shares": [shares.Share(str(kept), str(kept), "provision0").to_data(),
+                   shares.Share(str(gone), "/srv/gone", "provision1").to_data()]})
+    # QEMU refuses to start with a -fsdev whose folder is missing: the machine boots without that share.
+    assert driver._config().shares == ((str(kept), "provision0"),)
