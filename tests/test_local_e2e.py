@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -20,6 +21,7 @@ import pytest
 
 from clirun import run
 from fixtures_vm import qemu_running_for
+from provision_drivers.shares import mount_unit_name
 from storecheck import assert_store_is_private
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(3600)]
@@ -133,6 +135,10 @@ def assert_home_is_shared(tmp_path: Path) -> Path:
     home = Path(os.environ["HOME"])
     shares = json.loads(run("inspect", "-f", "{{json .Driver.shares}}", "dev", check=True).stdout)
     assert shares == [{"host": str(home.resolve()), "guest": str(home), "tag": "provision0"}]
+    # Mounted before dockerd starts, so a `--restart always` container's bind mount under it finds its files.
+    unit = shlex.quote(mount_unit_name(str(home)))
+    before = run("ssh", "dev", f"systemctl show -p Before --value {unit}", check=True).stdout.split()
+    assert "docker.service" in before and "containerd.service" in before
     project = home / "project"
     project.mkdir()
     (project / "from-host.txt").write_text("written on the host\n")
