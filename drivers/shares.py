@@ -33,12 +33,12 @@ UNIT_DIR = "/etc/systemd/system"
 WANTS_DROPIN = f"{UNIT_DIR}/local-fs.target.d/50-provision-shares.conf"
 # msize: the largest 9p message; 512000 bytes is the most the virtio transport takes, and the kernel's
 # default (128 KiB) read and wrote at a third of the speed. cache=mmap keeps no page cache of file data
-# beyond what mmap needs, so a file changed on the host is read afresh in the guest; cache=loose found
-# faster but wrote at a tenth of the speed. Figures: the README (bench/share_speed.py).
+# beyond what mmap needs, so a file changed on the host is read afresh in the guest, and unlike cache=none
+# it allows a shared writable mmap; cache=loose wrote at 3-4 MiB/s. Figures: the README (bench/share_speed.py).
 MOUNT_OPTIONS = "trans=virtio,version=9p2000.L,msize=512000,cache=mmap"
 TAG_PREFIX = "provision"
-# Guest directories a share may not cover or sit under: the system, Docker's state, the login user's
-# home (its authorized_keys would vanish behind the share) and the seed's own mount point.
+# Guest directories a share may not cover or sit under: the system (with /run, where the first boot mounts
+# the seed), Docker's state, and the login user's home (its authorized_keys would vanish behind the share).
 FORBIDDEN_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
                    "/sbin", "/sys", "/usr", "/var/lib", "/var/log", "/var/run", "/var/cache", "/var/spool",
                    f"/home/{IMAGE_USER}")
