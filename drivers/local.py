@@ -12,6 +12,7 @@ then serves both the Debian build and official cloud images.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,9 +20,10 @@ from typing import Any, ClassVar
 from provision import waiting
 from provision.errors import CommandError, DriverError, TimeoutExpired, UsageError
 
-from . import clusternet, qemu
+from . import clusternet, qemu, shares
 from provision.driver import Capabilities, Driver, EngineFile, MachineState, OptionSpec, SSHEndpoint
 from provision.sshkeys import new_ed25519
+from provision.templating import render
 from .images import IMAGE_USER, VARIANTS, BaseImage, ensure_image, host_debian_mirror
 from .seed import render_seed_files, write_seed_iso
 
@@ -38,6 +40,13 @@ PORT_RELEASE_SECONDS = 30.0
 STOP_TIMEOUT = 90.0  # a Debian guest under TCG powers off in 10-30 s
 QUIT_TIMEOUT = 10.0
 BOOT_LOG_LIMIT = 256 * 1024
+# Debian keeps dockerd in /usr/sbin, which is not on a user's PATH over SSH (sshd's default for a command,
+# /etc/profile for a login shell): these put the system folders after the user's own. Not a link to dockerd
+# in /usr/local/bin: root's PATH has that folder first, and provisioning, finding dockerd there, would
+# rewrite the engine's drop-in and restart the engine the first boot had just started.
+USER_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+PATH_FILES = (("/etc/ssh/sshd_config.d/20-provision-path.conf", "local/sshd-path.conf.j2"),
+              ("/etc/profile.d/provision-path.sh", "local/profile-path.sh.j2"))
 
 _QMP_STATES = {
     "running": MachineState.RUNNING,
@@ -74,6 +83,12 @@ class LocalDriver(Driver):
         OptionSpec("local-mirror",
                    "Debian mirror for building the base image (default: the host's apt sources, "
                    "else http://deb.debian.org/debian)", str, None, "PROVISION_LOCAL_MIRROR"),
+        OptionSpec("local-share-folder",
+                   "HOST_DIR[:GUEST_DIR]: a host folder shared read-write into the machine, at the same path "
+                   "unless GUEST_DIR is given; repeatable (default: your home directory)",
+                   str, None, "PROVISION_LOCAL_SHARE_FOLDER", multiple=True),
+        OptionSpec("local-no-share", "Share no host folder with the machine", bool, False,
+                   "PROVISION_LOCAL_NO_SHARE"),
         OptionSpec("local-no-forward-ports", "Do not forward the ports containers publish to 127.0.0.1 on this "
                    "computer (a host agent does it by default)", bool, False, "PROVISION_LOCAL_NO_FORWARD_PORTS"),
     )
@@ -112,11 +127,25 @@ class LocalDriver(Driver):
         return str(self._overlay)
 
     # -- create ----------------------------------------------------------------------------------------
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        # The folders named on the command line; the default (the home directory) is checked by create,
+        # which knows the machine's environment.
+        folders = list(options.get("local_share_folder") or ())
+        if folders or options.get("local_no_share"):
+            shares.plan(folders, bool(options.get("local_no_share")), None, os.getcwd())
+
+    def _plan_shares(self) -> list[shares.Share]:
+        home = self.ctx.environ.get("HOME") or str(Path.home())
+        return shares.plan(list(self.ctx.option("local_share_folder") or ()), bool(self.ctx.option("local_no_share")),
+                           home, os.getcwd())
+
     def create(self) -> None:
         data = self.ctx.data
         cpus, memory, disk_gb = (int(self.ctx.option(k)) for k in ("local_cpus", "local_memory", "local_disk_size"))
         if cpus < 1 or memory < 256 or disk_gb < 2:
             raise UsageError("the local driver needs at least 1 CPU, 256 MiB of memory and a 2 GB disk")
+        planned = self._plan_shares()
         requested = str(self.ctx.option("local_accel"))
         accel = qemu.choose_accelerator(requested)
         image_spec = str(self.ctx.option("local_image"))
@@ -127,6 +156,7 @@ class LocalDriver(Driver):
             "accel": accel, **self._fresh_ports(), "ssh_user": SSH_USER,
             "image_spec": image_spec, "qmp_socket": str(qemu.socket_path_for(self._dir)),
             "instance_id": f"provision-{self.ctx.machine_name}-{secrets.token_hex(4)}",
+            "shares": [share.to_data() for share in planned],
         })
         self.ctx.checkpoint()
         self._allocate_cluster_address()
@@ -167,8 +197,10 @@ class LocalDriver(Driver):
         except OSError as exc:
             raise DriverError(f"the machine's public key {public_key} is unreadable: {exc.strerror}",
                               driver=self.name, machine=self.ctx.machine_name) from exc
-        engine_files = self.ctx.engine_files
+        engine_files = (*self.ctx.engine_files, *shares.boot_files(self._shares()))
         if image.kind in VARIANTS:
+            engine_files = (*engine_files, *(EngineFile(path, 0o644, render(template, path=USER_PATH).encode())
+                                             for path, template in PATH_FILES))
             # provision's own image takes its host key from the seed: made here, it is known before the
             # first contact, so the first SSH login verifies the machine instead of trusting whoever answers.
             private, public = new_ed25519(f"root@{self.ctx.machine_name}")
@@ -180,6 +212,9 @@ class LocalDriver(Driver):
                                   user=SSH_USER, ssh_public_key=key_text, with_network_config=True,
                                   engine_files=engine_files, cluster_nic=self._cluster_nic())
         write_seed_iso(self._dir / SEED, files)
+
+    def _shares(self) -> list[shares.Share]:
+        return [shares.Share.from_data(item) for item in self.ctx.data.get("shares") or ()]
 
     # -- booting ---------------------------------------------------------------------------------------
     def _config(self) -> qemu.QemuConfig:
@@ -197,6 +232,8 @@ class LocalDriver(Driver):
             qmp_socket=self._qmp_socket, pidfile=self._pidfile,
             cluster_nic=(clusternet.segment_key(str(data["cluster_network"]), data.get("cluster_segment")),
                          str(data["cluster_mac"])) if data.get("cluster_ip") else None,
+            # A folder deleted since create is left out (QEMU would refuse to start); _boot says so.
+            shares=tuple((share.host, share.tag) for share in self._shares() if Path(share.host).is_dir()),
         )
 
     def _boot(self, *, fresh_ports: bool = False) -> None:
@@ -209,6 +246,9 @@ class LocalDriver(Driver):
                               hint="the image cache was cleared; remove the machine and create it again")
         # The store (or the image cache) may have moved since the overlay was made: point it at the image.
         qemu.ensure_backing_file(config.overlay, config.image)
+        for share in self._shares():
+            if not Path(share.host).is_dir():
+                self.ctx.progress(f"the shared folder {share.host} is gone; {share.guest} stays empty in the machine")
         self.ctx.data["qmp_socket"] = str(config.qmp_socket)
         if config.accel == "tcg":
             pid = self._launch(fresh_ports, wait=0.0)
@@ -441,7 +481,8 @@ class LocalDriver(Driver):
         data = self.ctx.data
         facts: dict[str, Any] = {key: data[key] for key in (
             "accel", "requested_accel", "accel_fallback", "cpus", "memory_mib", "disk_size_gb", "ssh_port",
-            "engine_port", "image_spec", "pid", "cluster_network", "cluster_ip", "cluster_mac") if key in data}
+            "engine_port", "image_spec", "pid", "cluster_network", "cluster_ip", "cluster_mac", "shares")
+            if key in data}
         facts["console_log"] = str(self._console)
         return facts
 

@@ -154,6 +154,8 @@ class QemuConfig:
     pidfile: Path
     # The second NIC on a cluster network: (network name, MAC); None for machines made before clusters.
     cluster_nic: tuple[str, str] | None = None
+    # Host folders served to the guest over virtio-9p: (host path, mount tag) pairs (drivers/shares.py).
+    shares: tuple[tuple[str, str], ...] = ()
 
     def forwards(self) -> list[str]:
         """QEMU's hostfwd rules: loopback only, SSH always, the engine port unless it is reached over SSH."""
@@ -185,6 +187,8 @@ class QemuConfig:
             "-device", "virtio-rng-pci",
             # Last, so the primary NIC keeps its PCI slot (and its name in the guest) with or without it.
             *(clusternet.netdev_args(*self.cluster_nic) if self.cluster_nic else ()),
+            # After the NICs, so adding or dropping a share moves no NIC to another PCI slot.
+            *virtfs_args(self.shares),
             "-pidfile", str(self.pidfile),
             "-daemonize",
         ]
@@ -194,6 +198,17 @@ class QemuConfig:
                 argv += ["-initrd", str(self.image.initrd)]
             argv += ["-append", self.image.cmdline or ""]
         return argv
+
+
+def virtfs_args(shares: tuple[tuple[str, str], ...]) -> list[str]:
+    """A virtio-9p device per (host folder, tag). ``security_model=none``: QEMU creates files with its own
+    credentials, so what the guest (or a container, as root) writes is the host user's, and a guest's
+    ``chown`` is dropped instead of failing."""
+    args: list[str] = []
+    for host, tag in shares:
+        args += ["-fsdev", f"local,id={tag},path={_opt(host)},security_model=none",
+                 "-device", f"virtio-9p-pci,fsdev={tag},mount_tag={tag}"]
+    return args
 
 
 def _opt(value: object) -> str:

@@ -1,7 +1,8 @@
 """The main job end to end through the CLI: a `local` QEMU machine under TCG, then the real docker CLI.
 
-create -> docker over TLS -> an image imported into that engine runs -> ssh -> scp both ways ->
-stop/start (the same endpoint works again) -> restart -> kill -> rm (no QEMU process, no file left).
+create -> docker over TLS -> an image imported into that engine runs -> ssh -> the home directory shared
+into containers (`-v`) -> scp both ways -> stop/start (the same endpoint works again) -> restart (the share
+is back) -> kill -> rm (no QEMU process, no file left).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -19,11 +21,41 @@ import pytest
 
 from clirun import run
 from fixtures_vm import qemu_running_for
+from provision_drivers.shares import mount_unit_name
 from storecheck import assert_store_is_private
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(3600)]
 
-HELLO_C = '#include <stdio.h>\nint main(void){puts("hello from provision");return 0;}\n'
+# One static program as the whole image: it greets, and reads, writes or lists files for the share checks.
+HELLO_C = r"""
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "cat") == 0) {
+        FILE *f = fopen(argv[2], "r");
+        int c;
+        if (!f) { perror(argv[2]); return 1; }
+        while ((c = fgetc(f)) != EOF) putchar(c);
+        return fclose(f) != 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "write") == 0) {
+        FILE *f = fopen(argv[2], "w");
+        if (!f) { perror(argv[2]); return 1; }
+        fputs(argv[3], f);
+        return fclose(f) != 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "ls") == 0) {
+        DIR *d = opendir(argv[2]);
+        struct dirent *e;
+        if (!d) { perror(argv[2]); return 1; }
+        while ((e = readdir(d))) if (e->d_name[0] != '.') puts(e->d_name);
+        return closedir(d) != 0;
+    }
+    puts("hello from provision");
+    return 0;
+}
+"""
 
 
 def docker(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -90,6 +122,41 @@ def share_image_cache(source: Path, target: Path) -> None:
                     ignore=shutil.ignore_patterns("*.lock", "*.tmp"))
 
 
+def docker_cat(folder: Path, name: str) -> str:
+    read = docker("run", "--rm", "-v", f"{folder}:/data", "hello:1", "/hello", "cat", f"/data/{name}")
+    assert read.returncode == 0, read.stderr.decode()
+    return read.stdout.decode()
+
+
+def assert_home_is_shared(tmp_path: Path) -> Path:
+    """The home directory is in the machine at its own path: `docker run -v "$PWD":/data` reads the user's
+    files, and what a container writes there (as root) is the host user's, the user QEMU runs as. A folder
+    outside the shares is an empty folder of the machine's own. Returns the project folder used."""
+    home = Path(os.environ["HOME"])
+    shares = json.loads(run("inspect", "-f", "{{json .Driver.shares}}", "dev", check=True).stdout)
+    assert shares == [{"host": str(home.resolve()), "guest": str(home), "tag": "provision0"}]
+    # Mounted before dockerd starts, so a `--restart always` container's bind mount under it finds its files.
+    unit = shlex.quote(mount_unit_name(str(home)))
+    before = run("ssh", "dev", f"systemctl show -p Before --value {unit}", check=True).stdout.split()
+    assert "docker.service" in before and "containerd.service" in before
+    project = home / "project"
+    project.mkdir()
+    (project / "from-host.txt").write_text("written on the host\n")
+    assert docker_cat(project, "from-host.txt") == "written on the host\n"
+    wrote = docker("run", "--rm", "-v", f"{project}:/data", "hello:1", "/hello", "write", "/data/from-container.txt",
+                   "written in a container\n")
+    assert wrote.returncode == 0, wrote.stderr.decode()
+    made = project / "from-container.txt"
+    assert made.read_text() == "written in a container\n"
+    assert (made.stat().st_uid, made.stat().st_gid) == (os.getuid(), os.getgid())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "not-shared.txt").write_text("stays on the host\n")
+    listed = docker("run", "--rm", "-v", f"{outside}:/data", "hello:1", "/hello", "ls", "/data")
+    assert (listed.returncode, listed.stdout) == (0, b""), listed.stderr.decode()
+    return project
+
+
 def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The README's quick start as a user types it: no accelerator forced, whatever CI sets for other tests.
     # On a host whose KVM hangs guests or makes QEMU abort, `auto` must still end with a running engine.
@@ -130,6 +197,12 @@ def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
         uname = run("ssh", "dev", "uname", "-a", check=True).stdout
         assert uname.startswith("Linux dev ")
+        # Debian keeps dockerd in /usr/sbin, off a user's PATH over SSH: the machine puts it on, after the
+        # user's own folders, for a command and for a login shell.
+        assert run("ssh", "dev", "which dockerd", check=True).stdout == "/usr/sbin/dockerd\n"
+        assert run("ssh", "dev", "bash -lc 'which dockerd'", check=True).stdout == "/usr/sbin/dockerd\n"
+
+        project = assert_home_is_shared(tmp_path)
 
         sent = tmp_path / "sent.txt"
         sent.write_text("there and back\n")
@@ -159,6 +232,8 @@ def test_local_machine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
         run("restart", "dev", check=True, timeout=1200)
         assert server_version() == version
+        # The share is mounted again at every boot, before dockerd starts.
+        assert docker_cat(project, "from-container.txt") == "written in a container\n"
 
         run("kill", "dev", check=True, timeout=300)
         assert run("status", "dev", check=True).stdout == "Stopped\n"
