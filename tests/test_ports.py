@@ -156,9 +156,12 @@ def test_a_local_machines_published_ports_answer_on_this_computer(tmp_path: Path
         portsrv.wait_for(lambda: portsrv.tcp(18482), "tcp-ok", 30)
         worker = next(int(p.split("/")[2]) for p in _pids_with(store, "--worker"))
         os.kill(worker, signal.SIGKILL)
-        portsrv.wait_for(lambda: str(len(_pids_with(store, "--worker"))), "1", 30)
+        log = store / "machines" / "pt" / "agent.log"
+        portsrv.wait_for(lambda: str("the worker ended (-9); starting it again" in log.read_text()), "True", 30)
+        portsrv.wait_for(lambda: str([int(p.split("/")[2]) != worker for p in _pids_with(store, "--worker")]),
+                         "[True]", 30)  # a new worker, and only one
+        portsrv.wait_for(lambda: log.read_text().count("forwarding 127.0.0.1:18482/tcp"), 2, 30)
         portsrv.wait_for(lambda: portsrv.tcp(18482), "tcp-ok", 30)
-        assert "the worker ended (-9); starting it again" in (store / "machines" / "pt" / "agent.log").read_text()
 
         # After a restart the --restart always container's port answers again.
         assert run("restart", "pt", timeout=1200).returncode == 0
