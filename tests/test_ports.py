@@ -242,3 +242,21 @@ def test_ports_forward_over_ssh_follows_a_generic_machines_containers(docker_deb
         if forwarder is not None and forwarder.poll() is None:
             forwarder.kill()
         run("rm", "-f", "fw", timeout=300)
+
+
+@pytest.mark.parametrize("environ, flag, wanted", [({}, None, True), ({}, True, False),
+                                                  ({"PROVISION_LOCAL_NO_FORWARD_PORTS": "1"}, None, False)])
+def test_the_port_agent_can_be_turned_off(environ: dict[str, str], flag: bool | None, wanted: bool,
+                                          tmp_path: Path) -> None:
+    from fixtures_vm import make_context
+    from provision.record import EngineSettings, MachineRecord
+    from provision_drivers.local import LocalDriver
+    from provision.machines import Machines
+
+    overrides = {} if flag is None else {"local_no_forward_ports": flag}
+    driver = LocalDriver(make_context(tmp_path / "m", "m", environ=environ, **overrides))
+    record = MachineRecord(name="m", driver="local")
+    service = Machines.open(tmp_path / "store")
+    assert service.agent_wanted(record, driver) is wanted
+    # An engine reached over SSH has no TLS endpoint to follow: no agent whatever the flag says.
+    assert not service.agent_wanted(record.evolve(engine=EngineSettings(endpoint="ssh")), driver)
