@@ -238,9 +238,10 @@ def forward_in_foreground(service: Machines, name: str, log: Callable[[str], Non
     if service.agent_wanted(record, driver):
         raise UsageError(f'"{record.name}" has a port agent that forwards its ports already; '
                          f"see `provision ports {record.name}`")
+    endpoint, known_hosts = service.ssh_target(record.name)  # first: a machine without SSH says so
     engine = _engine(service, record.name)
-    endpoint, known_hosts = service.ssh_target(record.name)
     with SSHForwarder(endpoint, known_hosts, record.name) as forwarder:
+        log(f"Forwarding the ports {record.name} publishes to 127.0.0.1 over SSH; Ctrl-C stops")
         reconciler = Reconciler(forwarder, None, log)
 
         def going() -> bool:

@@ -30,7 +30,6 @@ def ports(
     if forward:
         stopping: list[int] = []
         signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
-        warn(f"Forwarding the ports {name} publishes to 127.0.0.1 over SSH; Ctrl-C stops")
         try:
             agent.forward_in_foreground(service, name, warn, keep_going=lambda: not stopping)
         except KeyboardInterrupt:
