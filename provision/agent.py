@@ -1,11 +1,11 @@
-"""The host agent of one machine: a small process beside a running local VM that forwards the ports its
-containers publish to the same ports on 127.0.0.1, as Lima's host agent does.
+"""The host agent of one machine, as processes: a small process beside a running local VM that forwards
+the ports its containers publish to the same ports on 127.0.0.1, as Lima's host agent does.
 
 ``create``, ``start`` and ``restart`` start it (``ensure``), ``stop``, ``kill`` and ``rm`` end it (``end``).
-It is two processes: a supervisor that restarts its worker whenever the worker dies, and the worker that
-follows the engine (``provision.ports.follow``) and changes the VM's forwards through its driver. Its log
-is ``agent.log`` and its table ``ports.json``, both in the machine's directory; ``agent.pid`` names the
-supervisor, whose process group holds both.
+It is two processes: this module's supervisor, which restarts its worker whenever the worker dies, and the
+worker (``provision.forwarding``), which follows the engine and changes the VM's forwards through its
+driver. Its log is ``agent.log`` and its table ``ports.json``, both in the machine's directory;
+``agent.pid`` names the supervisor, whose process group holds both.
 """
 
 from __future__ import annotations
@@ -14,22 +14,18 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from .errors import NotSupported, ProvisionError, SSHError, UsageError
-
-if TYPE_CHECKING:
-    from .machines import Machines
+from .ports import STATE_FILE
 
 PID_FILE = "agent.pid"
 LOG_FILE = "agent.log"
 MAX_LOG_BYTES = 1 << 20  # the log is cut in half beyond this: an agent runs for weeks
 RESTART_DELAY = 1.0
-RECONNECT_DELAY = 2.0
 MARKER = "provision.agent"
+# The worker's module, run by name: an import of it would tie this module to the machine service above it.
+WORKER = "provision.forwarding"
 
 
 @dataclass(frozen=True)
@@ -98,11 +94,12 @@ def end(machine_dir: Path, timeout: float = 10.0) -> None:
             except ProcessLookupError:
                 pass
     (machine_dir / PID_FILE).unlink(missing_ok=True)
-    (machine_dir / "ports.json").unlink(missing_ok=True)
+    (machine_dir / STATE_FILE).unlink(missing_ok=True)
 
 
 # -- the agent's own processes ----------------------------------------------------------------------
-def _log(message: str) -> None:
+def log_line(message: str) -> None:
+    """One timestamped line of the agent's log (its processes' stdout is the log file)."""
     sys.stdout.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
     sys.stdout.flush()
 
@@ -131,142 +128,19 @@ def supervise(root: str, name: str) -> int:
     machine_dir = Path(root) / "machines" / name
     while not stopping and (machine_dir / PID_FILE).exists():
         _trim_log(machine_dir / LOG_FILE)
-        worker = spawn([sys.executable, "-m", MARKER, "--worker", root, name], output=None)
+        worker = spawn([sys.executable, "-m", WORKER, root, name], output=None)
         while worker.poll() is None and not stopping:
             time.sleep(0.2)
         if stopping:
             worker.terminate()
             worker.wait(timeout=10)
             break
-        _log(f"the worker ended ({worker.returncode}); starting it again")
+        log_line(f"the worker ended ({worker.returncode}); starting it again")
         time.sleep(RESTART_DELAY)
     return 0
 
 
-def work(root: str, name: str) -> int:
-    """Follow the machine's engine and keep its forwards in step, reconnecting when the engine goes away."""
-    from .machines import Machines
-    from .ports import FORWARDED, STATE_FILE, Reconciler, follow, read_state
-
-    service = Machines.open(Path(root))
-    supervisor = os.getppid()
-
-    def keep_going() -> bool:
-        # An orphaned worker ends itself. SIGTERM (from `end`) ends it at once: the VM is going away with
-        # its forwards, so there is nothing to take down first.
-        return os.getppid() == supervisor
-
-    record = service.store.load(name)
-    driver = service.driver_for(record)
-    state_path = service.store.machine_dir(name) / STATE_FILE
-    forwarder = _DriverForwarder(driver)
-    # A worker that died (killed, crashed) left its forwards in QEMU: take them down, so this one can add
-    # them again and knows them as its own.
-    for entry in (read_state(state_path) or {}).get("forwards", []):
-        if isinstance(entry, dict) and entry.get("state") == FORWARDED:
-            try:
-                forwarder.remove(str(entry.get("protocol")), int(entry.get("port")))
-            except (ProvisionError, TypeError, ValueError):
-                pass
-    reconciler = Reconciler(forwarder, state_path, _log)
-    _log(f"agent for {name} started (pid {os.getpid()})")
-    while keep_going():
-        try:
-            engine = _engine(service, name)
-            follow(engine, reconciler, keep_going=keep_going)
-        except Exception as exc:  # the engine restarted, the VM is booting: try again shortly
-            _log(f"lost the engine ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); reconnecting")
-            time.sleep(RECONNECT_DELAY)
-    reconciler.clear()
-    _log("agent stopped")
-    return 0
-
-
-class _DriverForwarder:
-    def __init__(self, driver: object) -> None:
-        self.driver = driver
-
-    def add(self, protocol: str, port: int) -> None:
-        self.driver.forward_port(protocol, port)  # type: ignore[attr-defined]
-
-    def remove(self, protocol: str, port: int) -> None:
-        self.driver.unforward_port(protocol, port)  # type: ignore[attr-defined]
-
-
-def _engine(service: Machines, name: str) -> Any:
-    """The docker SDK's low-level client for the machine's engine over its mutual-TLS endpoint."""
-    from .swarm import client
-
-    record = service.store.load(name)
-    if record.engine.over_ssh:
-        raise NotSupported(f'"{name}" has no engine TCP port (--engine-endpoint ssh): provision cannot follow '
-                           "its containers' ports")
-    return client(service, record).api
-
-
-# -- what `provision ports` shows and does -------------------------------------------------------------
-def table(service: Machines, name: str) -> dict[str, Any]:
-    """The forwards of ``name`` now: the agent's own table for a machine that has one, else what the
-    engine publishes, none of it forwarded."""
-    from .ports import read_state, snapshot
-
-    record = service.get(name)
-    directory = service.store.machine_dir(record.name)
-    driver = service.driver_for(record)
-    if service.agent_wanted(record, driver):
-        current = status(directory)
-        state = read_state(directory / "ports.json") if current.running else None
-        return {"machine": record.name, "agent": current.to_dict(), "forwards": (state or {}).get("forwards", []),
-                "not_forwarded": (state or {}).get("not_forwarded", [])}
-    wanted, notes = snapshot(_engine(service, record.name))
-    hint = f"provision ports {record.name} --forward"
-    return {"machine": record.name, "agent": None,
-            "forwards": [{"protocol": key.protocol, "port": key.port, "state": "not forwarded", "detail": hint,
-                          "sources": sources} for key, sources in sorted(wanted.items())],
-            "not_forwarded": notes}
-
-
-def forward_in_foreground(service: Machines, name: str, log: Callable[[str], None],
-                          keep_going: Callable[[], bool]) -> None:
-    """``provision ports NAME --forward``: forward the machine's published ports over its SSH connection
-    until ``keep_going`` says no (Ctrl-C), following containers as they come and go."""
-    from .ports import Reconciler, follow
-    from .sshforward import SSHForwarder
-
-    record = service.get(name)
-    driver = service.driver_for(record)
-    if service.agent_wanted(record, driver):
-        raise UsageError(f'"{record.name}" has a port agent that forwards its ports already; '
-                         f"see `provision ports {record.name}`")
-    endpoint, known_hosts = service.ssh_target(record.name)  # first: a machine without SSH says so
-    engine = _engine(service, record.name)
-    with SSHForwarder(endpoint, known_hosts, record.name) as forwarder:
-        log(f"Forwarding the ports {record.name} publishes to 127.0.0.1 over SSH; Ctrl-C stops")
-        reconciler = Reconciler(forwarder, None, log)
-
-        def going() -> bool:
-            return keep_going() and forwarder.alive()
-
-        try:
-            while going():
-                try:
-                    follow(engine, reconciler, keep_going=going)
-                except ProvisionError:
-                    raise
-                except Exception as exc:  # the engine restarted: follow it again
-                    log(f"lost the engine ({type(exc).__name__}); reconnecting")
-                    time.sleep(RECONNECT_DELAY)
-                    engine = _engine(service, record.name)
-        finally:
-            if forwarder.alive():
-                reconciler.clear()
-    if not forwarder.alive() and keep_going():
-        raise SSHError(f'the SSH connection to "{record.name}" closed')
-
-
 def main(argv: list[str]) -> int:
-    if argv and argv[0] == "--worker":
-        return work(argv[1], argv[2])
     return supervise(argv[0], argv[1])
 
 

@@ -36,7 +36,7 @@ def agent_processes(store: Path) -> list[str]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"provision.agent" in argv and str(store).encode() in argv:
+        if (b"provision.agent" in argv or b"provision.forwarding" in argv) and str(store).encode() in argv:
             found.append(" ".join(a.decode() for a in argv if a))
     return found
 
@@ -125,7 +125,11 @@ def test_a_local_machines_published_ports_answer_on_this_computer(tmp_path: Path
         portsrv.wait_for(lambda: portsrv.tcp(18680), "tcp-ok", 30)
         assert portsrv.udp(18681) == "udp-ok"
         copied = project / "data" / "copy.txt"
-        portsrv.wait_for(lambda: copied.read_text() if copied.exists() else "", "from the host\n", 60)
+        try:
+            portsrv.wait_for(lambda: copied.read_text() if copied.exists() else "", "from the host\n", 60)
+        except AssertionError as exc:  # say what the machine saw
+            seen = run("ssh", "pt", "ls", "-la", str(project / "data"), ";", "findmnt", "-t", "9p").stdout
+            raise AssertionError(f"{exc}\n{docker('pt', 'ps', '-a')}\n{seen}") from exc
         assert copied.stat().st_uid == os.getuid()  # the user QEMU runs as owns what a container writes
         compose_down = compose(project, "down")
         assert compose_down.returncode == 0, compose_down.stderr
@@ -154,11 +158,11 @@ def test_a_local_machines_published_ports_answer_on_this_computer(tmp_path: Path
         docker("pt", "run", "-d", "--restart", "always", "--name", "always", "-p", "18482:8000", portsrv.IMAGE,
                "/portsrv")
         portsrv.wait_for(lambda: portsrv.tcp(18482), "tcp-ok", 30)
-        worker = next(int(p.split("/")[2]) for p in _pids_with(store, "--worker"))
+        worker = next(int(p.split("/")[2]) for p in _pids_with(store, "provision.forwarding"))
         os.kill(worker, signal.SIGKILL)
         log = store / "machines" / "pt" / "agent.log"
         portsrv.wait_for(lambda: str("the worker ended (-9); starting it again" in log.read_text()), "True", 30)
-        portsrv.wait_for(lambda: str([int(p.split("/")[2]) != worker for p in _pids_with(store, "--worker")]),
+        portsrv.wait_for(lambda: str([int(p.split("/")[2]) != worker for p in _pids_with(store, "provision.forwarding")]),
                          "[True]", 30)  # a new worker, and only one
         portsrv.wait_for(lambda: log.read_text().count("forwarding 127.0.0.1:18482/tcp"), 2, 30)
         portsrv.wait_for(lambda: portsrv.tcp(18482), "tcp-ok", 30)
@@ -201,7 +205,7 @@ def _pids_with(store: Path, word: str) -> list[str]:
                 argv = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"provision.agent" in argv and word.encode() in argv and str(store).encode() in argv:
+            if word.encode() in argv and str(store).encode() in argv:
                 found.append(str(entry))
     return found
 

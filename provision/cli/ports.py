@@ -23,7 +23,7 @@ def ports(
     forward: bool = typer.Option(False, "--forward", help="Forward the machine's published TCP ports to the same "
                                  "ports on 127.0.0.1 over its SSH connection, following containers, until Ctrl-C"),
 ) -> None:
-    from provision import agent
+    from provision import forwarding
 
     service = machines(ctx)
     name = service.resolve_name(one_name(names))
@@ -31,11 +31,11 @@ def ports(
         stopping: list[int] = []
         signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
         try:
-            agent.forward_in_foreground(service, name, warn, keep_going=lambda: not stopping)
+            forwarding.forward_in_foreground(service, name, warn, keep_going=lambda: not stopping)
         except KeyboardInterrupt:
             warn("Stopped forwarding")
         return
-    table = agent.table(service, name)
+    table = forwarding.table(service, name)
     if as_json:
         out(json.dumps(table, indent=2) + "\n")
         return
