@@ -22,7 +22,8 @@ from typing import Any
 
 from provision import waiting
 from provision.errors import DriverError, UsageError
-from provision.run import run
+# pid_alive and read_pid are used as qemu.pid_alive/qemu.read_pid by the local driver.
+from provision.run import pid_alive, process_exists, read_pid, run  # noqa: F401
 
 from . import clusternet
 from .images import BaseImage
@@ -260,30 +261,6 @@ def launch(config: QemuConfig) -> int:
     return pid
 
 
-def read_pid(pidfile: Path) -> int | None:
-    try:
-        return int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def pid_alive(pid: int, marker: str | None = None) -> bool:
-    """True when ``pid`` runs and, on Linux, is the QEMU whose command line holds ``marker``.
-
-    The marker check keeps a recycled pid (after a host reboot) from reading as our machine; a zombie
-    has an empty command line and reads as gone.
-    """
-    if not _exists(pid):
-        return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if marker is None or not Path("/proc/self/cmdline").exists():
-        return True
-    try:
-        return marker.encode() in cmdline.read_bytes()
-    except OSError:
-        return False
-
-
 def wait_exit(pid: int, marker: str | None, timeout: float) -> bool:
     """True once ``pid`` is no longer our QEMU; False if it still is after ``timeout`` seconds."""
     return waiting.until(lambda: not pid_alive(pid, marker), timeout=timeout, interval=0.2)
@@ -310,22 +287,12 @@ def kill(pid: int, marker: str | None, timeout: float = 60.0) -> None:
 def _released(pid: int) -> bool:
     """True once ``pid`` is gone or a zombie: the kernel closes a process's files before it turns zombie."""
     if not Path("/proc/self/stat").exists():  # no procfs (macOS): a zombie there still reads as alive
-        return not _exists(pid)
+        return not process_exists(pid)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def wait_ports_free(ports: tuple[int, ...], timeout: float) -> bool:

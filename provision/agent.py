@@ -17,7 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import waiting
 from .ports import STATE_FILE
+from .run import pid_alive, read_pid, spawn
 
 PID_FILE = "agent.pid"
 LOG_FILE = "agent.log"
@@ -38,26 +40,12 @@ class AgentStatus:
         return {"running": self.running, "pid": self.pid, "log": str(self.log)}
 
 
-def _alive(pid: int) -> bool:
-    """True if ``pid`` is a live agent (its command line says so: a reused pid is not ours)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True  # no /proc (macOS): trust the signal check
-    return MARKER.encode() in cmdline and b"\0" in cmdline
-
-
 def status(machine_dir: Path) -> AgentStatus:
     log = machine_dir / LOG_FILE
-    try:
-        pid = int((machine_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
+    pid = read_pid(machine_dir / PID_FILE)
+    if pid is None:
         return AgentStatus(False, None, log)
-    return AgentStatus(_alive(pid), pid, log)
+    return AgentStatus(pid_alive(pid, MARKER), pid, log)
 
 
 def ensure(root: Path, name: str, machine_dir: Path) -> AgentStatus:
@@ -65,8 +53,6 @@ def ensure(root: Path, name: str, machine_dir: Path) -> AgentStatus:
     current = status(machine_dir)
     if current.running:
         return current
-    from .run import spawn
-
     with open(machine_dir / LOG_FILE, "ab") as log:
         os.chmod(machine_dir / LOG_FILE, 0o600)
         process = spawn([sys.executable, "-m", MARKER, str(root), name], output=log, new_session=True,
@@ -85,10 +71,8 @@ def end(machine_dir: Path, timeout: float = 10.0) -> None:
             os.killpg(current.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        deadline = time.monotonic() + timeout
-        while _alive(current.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(current.pid):
+        gone = waiting.until(lambda: not pid_alive(current.pid, MARKER), timeout=timeout, interval=0.05)
+        if not gone:
             try:
                 os.killpg(current.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -123,8 +107,6 @@ def supervise(root: str, name: str) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    from .run import spawn
-
     machine_dir = Path(root) / "machines" / name
     while not stopping and (machine_dir / PID_FILE).exists():
         _trim_log(machine_dir / LOG_FILE)

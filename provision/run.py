@@ -8,10 +8,12 @@ the CLI shows it under ``--debug``, and library code never prints.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from provision.errors import CommandError, CommandTimedOut
 
@@ -103,3 +105,38 @@ def spawn(argv: Sequence[str], *, output: object = subprocess.DEVNULL, new_sessi
                                 start_new_session=new_session, close_fds=True, cwd=cwd)
     except FileNotFoundError as exc:
         raise CommandError(f"{argv[0]} is not installed", argv=list(argv)) from exc
+
+
+# -- processes provision started and left running (a VM, a host agent) ------------------------------
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, marker: str | None = None) -> bool:
+    """True when ``pid`` runs and, on Linux, is the process whose command line holds ``marker``.
+
+    The marker check keeps a recycled pid (after a host reboot) from reading as our process; a zombie
+    has an empty command line and reads as gone.
+    """
+    if not process_exists(pid):
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if marker is None or not Path("/proc/self/cmdline").exists():
+        return True
+    try:
+        return marker.encode() in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True

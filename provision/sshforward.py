@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
 from provision.driver import SSHEndpoint
 
+from . import waiting
 from .errors import CommandError, ProvisionError, SSHError
 from .run import run, spawn
 from .ssh import interactive_argv
@@ -34,19 +34,30 @@ class SSHForwarder:
         return interactive_argv(self.endpoint, self.known_hosts, [], ["-S", str(self.control), *flags])
 
     def __enter__(self) -> SSHForwarder:
-        self._master = spawn(self._argv("-M", "-N", "-o", "ExitOnForwardFailure=no",
-                                        "-o", "ServerAliveInterval=15", "-o", "BatchMode=yes"))
-        deadline = time.monotonic() + MASTER_TIMEOUT
-        while True:
+        master = self._master = spawn(self._argv("-M", "-N", "-o", "ExitOnForwardFailure=no",
+                                                 "-o", "ServerAliveInterval=15", "-o", "BatchMode=yes"))
+
+        def up() -> bool:
             try:
                 run(self._argv("-O", "check"), timeout=10, what="ssh -O check")
-                return self
+                return True
             except CommandError as exc:
-                if self._master.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__(None, None, None)
-                    raise SSHError(f'cannot keep an SSH connection to "{self.machine}" open for forwarding: '
-                                   f"{exc.stderr.strip() or exc.message}", machine=self.machine) from exc
-            time.sleep(0.2)
+                reason = waiting.NotYet(exc.stderr.strip() or exc.message)
+                if master.poll() is not None:  # the master gave up (refused, host key): no use waiting
+                    raise self._failed(reason) from exc
+                raise reason from exc
+
+        try:
+            waiting.wait_for(f"open an SSH connection to {self.machine}", up, timeout=MASTER_TIMEOUT,
+                             interval=0.2, error=lambda expired: self._failed(expired.reason))
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _failed(self, reason: object) -> SSHError:
+        return SSHError(f'cannot keep an SSH connection to "{self.machine}" open for forwarding: {reason}',
+                        machine=self.machine)
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  trace: TracebackType | None) -> None:
