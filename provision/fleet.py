@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from .errors import ProvisionError, UsageError
-from .machines import CreateRequest, Machines, _describe
+from .machines import CreateRequest, Machines, describe_failure
 from .record import MachineRecord
 
 MachineProgress = Callable[[str, str], None]  # (machine, message)
@@ -86,8 +86,8 @@ def create_many(service: Machines, request: CreateRequest, count: int, *, parall
                 result.created.append(future.result())
                 progress(name, "created")
             except Exception as exc:  # noqa: BLE001 - reported per machine; the others go on
-                result.failed[name] = _describe(exc)
-                progress(name, f"failed: {_describe(exc)}")
+                result.failed[name] = describe_failure(exc)
+                progress(name, f"failed: {describe_failure(exc)}")
     if swarm.form or swarm.join:
         _swarm_step(service, result, swarm, cluster or "", progress)
     return result

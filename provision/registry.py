@@ -18,6 +18,10 @@ from .driver import CAPABILITY_METHODS, Capabilities, Driver
 from .errors import MissingDependency, UnknownDriver
 
 GROUP = "provision.drivers"
+# Steps other parts of provision (or a plugin) take before a machine is removed, called as
+# ``hook(service, name, force)``: the swarm drains and leaves through it, without the machine service
+# importing the swarm that is built on it.
+BEFORE_REMOVE_GROUP = "provision.before_remove"
 DISTRIBUTION = "provision-machine"
 
 
@@ -109,3 +113,16 @@ def load_all(warn: Callable[[str], None] | None = None) -> dict[str, type[Driver
             else:
                 warn(message)
     return loaded
+
+
+def before_remove_hooks() -> list[Callable[..., None]]:
+    """The ``provision.before_remove`` hooks, this distribution's first, each once."""
+    found = sorted(entry_points(group=BEFORE_REMOVE_GROUP),
+                   key=lambda ep: (not DriverEntry(ep.name, ep).builtin, ep.name))
+    hooks: list[Callable[..., None]] = []
+    for ep in found:
+        try:
+            hooks.append(ep.load())
+        except Exception as exc:  # a third party's broken hook must not stop an rm
+            warnings.warn(f'the before-remove hook "{ep.name}" ({ep.value}) failed to load: {exc}', stacklevel=2)
+    return hooks

@@ -470,3 +470,23 @@ class Swarm:
         if not record.swarm_role:
             raise UsageError(f'machine "{name}" is not in a swarm')
         return name if record.swarm_role == "manager" else (record.swarm_manager or name)
+
+
+def leave_before_remove(service: Machines, name: str, force: bool) -> None:
+    """The ``provision.before_remove`` hook: a cluster member is drained, leaves the swarm and is removed
+    from the managers' list before ``rm`` removes it; a step the cluster cannot take (its last manager
+    with workers, a lost majority) refuses the rm unless ``force``."""
+    from .errors import StoreError
+
+    try:
+        record = service.store.load(name)
+    except StoreError:
+        return
+    if not record.swarm_role:
+        return
+    try:
+        Swarm(service).leave(name, force=force, removing=True)
+    except ProvisionError as exc:
+        if not force:
+            raise
+        service.progress(f"{name} could not leave its swarm cleanly ({exc.message}); removing it anyway")

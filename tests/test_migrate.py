@@ -20,6 +20,8 @@ import pytest
 from clirun import run
 from provision import paths
 from provision.driver import Capabilities
+from provision.machines.core import Core
+from provision.machines.provisioning import Provisioning
 from provision.record import FOREIGN_CA, MIGRATED_FROM
 from provision.tls import CertificateAuthority
 
@@ -369,9 +371,9 @@ def test_regenerate_certs_moves_a_migrated_machine_to_provisions_ca(tmp_path: Pa
         def __exit__(self, *exc: object) -> None:
             return None
 
-    monkeypatch.setattr(Machines, "_session", lambda self, record, driver, **kw: Session())
-    monkeypatch.setattr(Machines, "_require_running", lambda self, record, driver: None)
-    monkeypatch.setattr(Machines, "wait_for_engine", lambda self, info, timeout=0: None)
+    monkeypatch.setattr(Core, "session", lambda self, record, driver, **kw: Session())
+    monkeypatch.setattr(Core, "require_running", lambda self, record, driver: None)
+    monkeypatch.setattr(Provisioning, "wait_for_engine", lambda self, info, timeout=0: None)
     monkeypatch.setattr(provisioner, "install_certs", lambda session, certs, progress: uploaded.append(certs.ca_pem))
     service = machines_module.Machines.open()
     service.regenerate_client_cert()
@@ -484,7 +486,7 @@ def test_a_start_keeps_docker_machines_ca_while_its_certificate_covers_the_addre
     record = service.store.load("web")
     uploads: list[bytes] = []
     monkeypatch.setattr(provisioner, "install_certs", lambda session, certs, progress: uploads.append(certs.ca_pem))
-    monkeypatch.setattr(Machines, "wait_for_engine", lambda self, info, timeout=0: None)
+    monkeypatch.setattr(Provisioning, "wait_for_engine", lambda self, info, timeout=0: None)
 
     class Cloud:  # a cloud driver whose refresh found addresses Docker Machine never recorded
         boot_timeout = 1.0
@@ -503,7 +505,7 @@ def test_a_start_keeps_docker_machines_ca_while_its_certificate_covers_the_addre
         def engine_url(self) -> str:
             return f"tcp://{self.address}:2376"
 
-    kept = service._after_boot(record, Cloud("127.0.0.1"))  # type: ignore[arg-type]
+    kept = service.power.after_boot(record, Cloud("127.0.0.1"))  # type: ignore[arg-type]
     assert uploads == [] and kept.facts[FOREIGN_CA] == "Docker Machine"
     assert (store_root() / "machines" / "web" / "ca.pem").read_bytes() == (dm.ca_dir / "ca.pem").read_bytes()
 
@@ -516,13 +518,13 @@ def test_a_start_keeps_docker_machines_ca_while_its_certificate_covers_the_addre
         def __exit__(self, *exc: object) -> None:
             return None
 
-    monkeypatch.setattr(Machines, "_session", lambda self, record, driver, **kw: Session())
-    monkeypatch.setattr(Machines, "_pin_host_key", lambda self, record, session, endpoint: record)
-    monkeypatch.setattr(Machines, "_new_server_cert",
-                        lambda self, record, driver: self.ca.issue_server(record.name, [driver.ip()]))
+    monkeypatch.setattr(Core, "session", lambda self, record, driver, **kw: Session())
+    monkeypatch.setattr(Core, "pin_host_key", lambda self, record, session, endpoint: record)
+    monkeypatch.setattr(Provisioning, "new_server_cert",
+                        lambda self, record, driver: self.core.ca.issue_server(record.name, [driver.ip()]))
     Cloud.ssh_endpoint = lambda self: None  # type: ignore[attr-defined]
     service.ca.ensure()
-    moved = service._after_boot(kept, Cloud("198.51.100.7"))  # type: ignore[arg-type]
+    moved = service.power.after_boot(kept, Cloud("198.51.100.7"))  # type: ignore[arg-type]
     own_ca = (store_root() / "certs" / "ca.pem").read_bytes()
     assert uploads == [own_ca] and FOREIGN_CA not in moved.facts
     assert (store_root() / "machines" / "web" / "ca.pem").read_bytes() == own_ca
@@ -545,7 +547,7 @@ def test_upgrade_pins_the_host_key_at_first_contact(tmp_path: Path, dm: DMStore,
         return provisioner.EngineFacts("debian", "12", "Debian 12", "20.10", "overlay2")
 
     monkeypatch.setattr(provisioner, "upgrade_engine", upgrade_engine)
-    monkeypatch.setattr(Machines, "wait_for_engine", lambda self, info, timeout=0: None)
+    monkeypatch.setattr(Provisioning, "wait_for_engine", lambda self, info, timeout=0: None)
     Machines.open().upgrade("web")
     assert seen == ["reached"]
     assert record_of("web")["host_key"].split()[:2] == sshd.host_key.split()[:2]

@@ -329,7 +329,7 @@ def test_export_and_revoke_of_a_machine_that_does_not_answer_say_host_is_not_run
                            exports=(_entry("alice", made.issuer_pem),))
     service.store.claim(record)
     service.store.save(record)
-    service._install_client_certs("gone")
+    service.provisioning.install_client_certs("gone")
     (tmp_path / "pass").write_text("a good passphrase\n")
     before = (service.store.machine_dir("gone") / "machine.json").read_bytes()
     for argv in (["export", "gone", "-o", str(tmp_path / "b"), "--passphrase-file", str(tmp_path / "pass")],

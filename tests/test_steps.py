@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -91,8 +90,8 @@ class Stepping(Driver):
 
 @pytest.fixture
 def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Machines, list[str], list[str]]:
-    fake = types.SimpleNamespace(load=lambda name: Stepping if name == "stepping" else registry.load(name))
-    monkeypatch.setattr("provision.machines._registry", lambda: fake)
+    real_load = registry.load
+    monkeypatch.setattr(registry, "load", lambda name: Stepping if name == "stepping" else real_load(name))
     monkeypatch.setattr(Stepping, "fail", False)
     shown: list[str] = []
     lines: list[str] = []
