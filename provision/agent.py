@@ -112,13 +112,13 @@ def supervise(root: str, name: str) -> int:
         _trim_log(machine_dir / LOG_FILE)
         worker = spawn([sys.executable, "-m", WORKER, root, name], output=None)
         while worker.poll() is None and not stopping:
-            time.sleep(0.2)
+            waiting.pause(0.2)
         if stopping:
             worker.terminate()
             worker.wait(timeout=10)
             break
         log_line(f"the worker ended ({worker.returncode}); starting it again")
-        time.sleep(RESTART_DELAY)
+        waiting.pause(RESTART_DELAY)
     return 0
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import agent
+from . import agent, waiting
 from .errors import NotSupported, ProvisionError, SSHError, UsageError
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ def work(root: str, name: str) -> int:
         except Exception as exc:  # the engine restarted, the VM is booting: try again shortly
             reason = " ".join(str(exc).split())[:200]
             agent.log_line(f"lost the engine ({type(exc).__name__}: {reason}); reconnecting")
-            time.sleep(RECONNECT_DELAY)
+            waiting.pause(RECONNECT_DELAY)
     reconciler.clear()
     agent.log_line("agent stopped")
     return 0
@@ -133,7 +132,7 @@ def forward_in_foreground(service: Machines, name: str, log: Callable[[str], Non
                     raise
                 except Exception as exc:  # the engine restarted: follow it again
                     log(f"lost the engine ({type(exc).__name__}); reconnecting")
-                    time.sleep(RECONNECT_DELAY)
+                    waiting.pause(RECONNECT_DELAY)
                     engine = _engine(service, record.name)
         finally:
             if forwarder.alive():

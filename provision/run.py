@@ -107,6 +107,17 @@ def spawn(argv: Sequence[str], *, output: object = subprocess.DEVNULL, new_sessi
         raise CommandError(f"{argv[0]} is not installed", argv=list(argv)) from exc
 
 
+def replace_process(argv: Sequence[str], *, missing_hint: str) -> None:
+    """Become ``argv`` (``provision ssh`` is the ssh client from here on: its terminal, signals and exit
+    code are the user's); returns only if it could not be started."""
+    import shutil
+
+    if shutil.which(argv[0]) is None:
+        raise CommandError(f"{argv[0]} is not installed; {missing_hint}", argv=list(argv))
+    log.debug("+ exec %s", shlex.join(argv))
+    os.execvp(argv[0], list(argv))
+
+
 # -- processes provision started and left running (a VM, a host agent) ------------------------------
 def read_pid(pidfile: Path) -> int | None:
     try:

@@ -12,7 +12,6 @@ majority of reachable managers: such a step is refused with the reason, before a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -407,19 +406,18 @@ class Swarm:
         self.progress(f"Demoting manager {name}")
         node = api.nodes.get(node_id)
         node.update(dict(node.attrs["Spec"], Role="worker"))
-        deadline = time.monotonic() + DOWN_TIMEOUT
-        while time.monotonic() < deadline:
-            if not api.api.inspect_node(node_id).get("ManagerStatus"):
-                return
-            time.sleep(1)
+        from . import waiting
+
+        # Removing the node next works on a worker: a demotion that takes longer only slows that down.
+        waiting.until(lambda: not api.api.inspect_node(node_id).get("ManagerStatus"), timeout=DOWN_TIMEOUT)
 
     def _remove_node(self, api: Any, node_id: str, name: str) -> None:
         self.progress(f"Removing node {name} from the managers' list")
-        deadline = time.monotonic() + DOWN_TIMEOUT
-        while time.monotonic() < deadline:
-            if (api.api.inspect_node(node_id).get("Status") or {}).get("State") == "down":
-                break
-            time.sleep(1)
+        from . import waiting
+
+        # A node that left shows "down" within seconds; a forced removal after the bound is still right.
+        waiting.until(lambda: (api.api.inspect_node(node_id).get("Status") or {}).get("State") == "down",
+                      timeout=DOWN_TIMEOUT)
         api.api.remove_node(node_id, force=True)
 
     def _orphan(self, record: MachineRecord) -> None:

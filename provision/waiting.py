@@ -85,6 +85,12 @@ def wait_for(what: str, check: Callable[[], T | None], *, timeout: float | Deadl
         pause = pause * backoff if max_interval is None else min(pause * backoff, max_interval)
 
 
+def pause(seconds: float) -> None:
+    """A pause between rounds of a loop that runs until it is told to stop (a supervisor restarting its
+    worker, a follower reconnecting to an engine): no bound, so no deadline to explain."""
+    time.sleep(seconds)
+
+
 def until(condition: Callable[[], bool], *, timeout: float, interval: float = 1.0) -> bool:
     """True as soon as ``condition()`` is, False if it is still not after ``timeout`` seconds."""
     try:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
-
-from provision.errors import CommandError
 
 from .app import app, machines, out
 from .lifecycle import NAMES, for_each
@@ -40,11 +36,9 @@ def scp(
 
 
 def _exec(argv: list[str]) -> None:
-    import shutil
+    from provision.run import replace_process
 
-    if shutil.which(argv[0]) is None:
-        raise CommandError(f"{argv[0]} is not installed; install the OpenSSH client", argv=argv)
-    os.execvp(argv[0], argv)
+    replace_process(argv, missing_hint="install the OpenSSH client")
 
 
 @app.command("provision", help="Re-run provisioning: configure Docker and install certificates again")
