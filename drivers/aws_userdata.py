@@ -117,24 +117,3 @@ def _within_limit(data: bytes) -> bytes:
         raise DriverError(f"User data is {len(data)} bytes ({len(packed)} gzipped); EC2 allows "
                           f"{USER_DATA_LIMIT}", driver=DRIVER)
     return packed
-
-
-def parse_user_data(data: bytes) -> dict[str, Any]:
-    """Split user data made by ``merge_user_data`` back into its parts (for ``inspect`` and tests):
-    ``{filename: (content type, text)}``."""
-    import email
-
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    text = data.decode("utf-8")
-    if text.startswith("#cloud-config"):
-        return {"provision.cfg": ("text/cloud-config", text)}
-    message = email.message_from_bytes(data)
-    parts: dict[str, Any] = {}
-    for index, part in enumerate(message.walk()):
-        if part.is_multipart():
-            continue
-        name = part.get_filename() or f"part-{index}"
-        payload = part.get_payload(decode=True)
-        parts[name] = (part.get_content_type(), payload.decode("utf-8") if payload is not None else "")
-    return parts

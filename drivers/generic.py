@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from provision import addresses, waiting
-from provision.errors import DriverError, NotSupported, ProvisionError, UsageError
+from provision.errors import DriverError, ProvisionError, UsageError
 
 from provision.driver import Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 
@@ -173,14 +173,11 @@ class GenericDriver(Driver):
                              f"the host did not come back from its reboot within {REBOOT_TIMEOUT:.0f}s: "
                              f"{expired.reason}", driver=self.name))
 
-    def start(self) -> None:
-        raise NotSupported("the generic driver cannot start a host: power it on yourself")
-
-    def stop(self) -> None:
-        raise NotSupported("the generic driver cannot stop a host: shut it down yourself")
-
-    def kill(self) -> None:
-        raise NotSupported("the generic driver cannot kill a host")
+    @classmethod
+    def refusal_hint(cls, capability: str) -> str | None:
+        # The host is the user's own: provision reaches it over SSH but has no power switch for it.
+        return {"start": "power the host on yourself", "stop": "shut the host down yourself",
+                "kill": "power the host off yourself"}.get(capability)
 
 
 def _port(value: Any, flag: str) -> int:

@@ -104,23 +104,3 @@ def write_seed_iso(path: Path, files: Mapping[str, str | bytes]) -> None:
     finally:
         iso.close()
     os.replace(tmp, path)
-
-
-def read_seed_iso(path: Path) -> SeedFiles:
-    """The files of a seed ISO by their Rock Ridge names (used by tests and ``inspect``-style checks)."""
-    import pycdlib
-
-    iso = pycdlib.PyCdlib()
-    iso.open(str(path))
-    try:
-        found: SeedFiles = {}
-        for name in _ISO_NAMES:
-            out = io.BytesIO()
-            try:
-                iso.get_file_from_iso_fp(out, rr_path=f"/{name}")
-            except pycdlib.pycdlibexception.PyCdlibInvalidInput:
-                continue
-            found[name] = out.getvalue() if name in BINARY_FILES else out.getvalue().decode("utf-8")
-        return found
-    finally:
-        iso.close()

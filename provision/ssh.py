@@ -301,15 +301,6 @@ class RemoteSession:
                   f"&& mv -f {shlex.quote(tmp)} {shlex.quote(path)}")
         self.run(script, sudo=sudo, input=data)
 
-    def read_file(self, path: str, *, sudo: bool = False) -> bytes:
-        line = self.command_line(["cat", "--", path], sudo=sudo)
-        out, err, rc = self._exec(line, input=None, timeout=120, on_output=None)
-        if rc != 0:
-            if sudo and not self.is_root:
-                self._check_sudo(RemoteResult("", err.decode(errors="replace"), rc))
-            raise RemoteCommandError(line, rc, err.decode(errors="replace"), machine=self.machine)
-        return out
-
 
 def _describe_network_error(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):

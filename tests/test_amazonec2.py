@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from provision_drivers.amazonec2 import OPTIONS, TAG_MACHINE, TAG_UID, AmazonEC2Driver, map_state
-from provision_drivers.aws_userdata import USER_MERGE_TYPE, parse_user_data
+from provision_drivers.aws_userdata import USER_MERGE_TYPE
+from readback import parse_user_data
 from provision.driver import DriverContext, MachineState
 from provision.errors import CredentialsError, DriverError, UsageError
 

@@ -99,11 +99,24 @@ def test_bad_input_is_a_usage_error(tmp_path: Path) -> None:
         GenericDriver(make_ctx(tmp_path / "c", generic_ip_address="")).create()
 
 
-def test_power_operations_are_not_supported(tmp_path: Path) -> None:
-    driver = GenericDriver(make_ctx(tmp_path, generic_ip_address="192.0.2.1"))
-    for op in (driver.start, driver.stop, driver.kill):
-        with pytest.raises(NotSupported):
-            op()
+def test_power_operations_are_refused_by_the_core_with_the_drivers_hint(tmp_path: Path) -> None:
+    from provision.machines import Machines
+    from provision.record import Lifecycle, MachineRecord
+
+    service = Machines.open(tmp_path / "store")
+    record = MachineRecord(name="box", driver="generic", lifecycle=Lifecycle.READY,
+                           driver_data={"ip": "192.0.2.1", "ssh_user": "root", "ssh_port": 22, "engine_port": 2376},
+                           url="tcp://192.0.2.1:2376")
+    service.store.claim(record)
+    service.store.save(record)
+    hints = {"start": "power the host on yourself", "stop": "shut the host down yourself",
+             "kill": "power the host off yourself"}
+    for action, hint in hints.items():
+        with pytest.raises(NotSupported) as refused:
+            getattr(service, action)("box")  # refused before the driver is reached: nothing dials 192.0.2.1
+        assert refused.value.message == f'the generic driver cannot {action} machine "box"'
+        assert refused.value.hint == hint
+    assert service.store.load("box") == record
 
 
 @pytest.mark.sshd

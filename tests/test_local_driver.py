@@ -18,7 +18,8 @@ import yaml
 from provision_drivers import images, qemu
 from provision.driver import MachineState
 from provision_drivers.local import SSH_USER, LocalDriver
-from provision_drivers.seed import VOLUME_LABEL, read_seed_iso, render_seed_files, write_seed_iso
+from provision_drivers.seed import VOLUME_LABEL, render_seed_files, write_seed_iso
+from readback import read_seed_iso
 from fixtures_vm import TEST_ACCEL, VM, make_context, qemu_running_for, ssh_connect, ssh_run, wait_for_ssh
 from provision.errors import DriverError
 

@@ -20,7 +20,7 @@ from provision.errors import UsageError
 from provision_drivers import qemu, shares
 from provision_drivers.images import BaseImage
 from provision_drivers.local import USER_PATH, LocalDriver
-from provision_drivers.seed import read_seed_iso
+from readback import read_seed_iso
 
 
 def test_the_home_directory_the_machine_is_made_with_is_shared_at_its_own_path_by_default(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from fixtures_sshd import SSHLogin
+from readback import read_remote
 from provision.errors import ProvisioningError, UsageError
 from provision.provisioner import engine
 from provision.provisioner import _probe  # noqa: PLC2701 - exercised directly with an injected root
@@ -354,9 +355,9 @@ def test_configures_preinstalled_docker_without_reinstalling(docker_debian_vm, t
     with vm_session(vm) as s:
         again = provision_engine(s, config, setup.certs, messages.append)
         assert s.commands_run == 2
-        dropin = s.read_file("/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True).decode()
+        dropin = read_remote(s, "/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True).decode()
         key_mode = s.run(["stat", "-c", "%a", "/etc/docker/server-key.pem"], sudo=True).out.strip()
-        hosts = s.read_file("/etc/hosts").decode()
+        hosts = read_remote(s, "/etc/hosts").decode()
         socket_unit = s.run(["systemctl", "is-active", "docker.socket"], check=False).out.strip()
         local_ok = s.run(["docker", "version", "--format", "{{.Server.Version}}"], sudo=True).out.strip()
     assert not again.restarted and again.storage_driver == facts.storage_driver
@@ -461,7 +462,7 @@ def test_upgrade_in_place_keeps_the_engine_configured(docker_debian_vm, tmp_path
     config = EngineConfig("local", "vm-upgrade", bind_port=vm.driver.engine_bind_port())
     with vm_session(vm) as s:
         provision_engine(s, config, setup.certs, lambda m: None)
-        before = s.read_file("/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True)
+        before = read_remote(s, "/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True)
         if s.run("apt-get -q update -o Acquire::Retries=0 >/dev/null 2>&1", sudo=True, check=False,
                  timeout=300).rc != 0:
             pytest.skip("the guest cannot reach the Debian mirror through QEMU user networking")
@@ -469,7 +470,7 @@ def test_upgrade_in_place_keeps_the_engine_configured(docker_debian_vm, tmp_path
         started = time.monotonic()
         facts = upgrade_engine(s, config, messages.append)
         print(f"\nupgrade_engine: {time.monotonic() - started:.1f}s")
-        after = s.read_file("/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True)
+        after = read_remote(s, "/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True)
         version = s.run(["docker", "version", "--format", "{{.Server.Version}}"], sudo=True).out.strip()
     assert any(m.startswith("Upgrading") and "docker.io" in m for m in messages)
     assert facts.docker_version == version and facts.storage_driver and not facts.installed

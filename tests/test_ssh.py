@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures_sshd import SSHD, SSHLogin, free_port, keygen
+from readback import read_remote
 from provision.driver import SSHEndpoint
 from provision.errors import HostKeyMismatch, RemoteCommandError, SSHError, TimeoutExpired, UsageError
 from provision.ssh import (RemotePath, RemoteSession, fingerprint, interactive_argv, known_hosts_line, rsync_argv,
@@ -147,12 +148,12 @@ def test_write_and_read_files(sshd_root: SSHLogin, tmp_path: Path) -> None:
             s.write_file(str(target), payload, mode=0o600)
             assert target.read_bytes() == payload
             assert target.stat().st_mode & 0o777 == 0o600
-            assert s.read_file(str(target)) == payload
+            assert read_remote(s, str(target)) == payload
             s.write_file(str(target), b"replaced\n", mode=0o644)
             assert target.read_bytes() == b"replaced\n" and target.stat().st_mode & 0o777 == 0o644
             assert sorted(p.name for p in target.parent.iterdir()) == ["f.bin"], "no temp file left behind"
             with pytest.raises(RemoteCommandError):
-                s.read_file(str(target_dir / "missing"))
+                read_remote(s, str(target_dir / "missing"))
     finally:
         shutil.rmtree(target_dir)
 
@@ -186,7 +187,7 @@ def test_non_root_without_sudo_gets_a_clear_error(sshd_user: SSHLogin) -> None:
         assert not Path("/etc/provision-test-never").exists()
         # Without sudo the user's own files work.
         s.write_file("notes.txt", b"mine\n", sudo=False)
-        assert s.read_file("notes.txt") == b"mine\n"
+        assert read_remote(s, "notes.txt") == b"mine\n"
 
 
 def test_non_root_with_passwordless_sudo(sshd_user: SSHLogin) -> None:
@@ -200,9 +201,9 @@ def test_non_root_with_passwordless_sudo(sshd_user: SSHLogin) -> None:
             assert s.run(["id", "-u"], sudo=True).out.strip() == "0"
             assert s.run("id -u; echo $((1+1))", sudo=True).out.split() == ["0", "2"]
             s.write_file(str(target_dir / "key.pem"), b"secret", mode=0o600)
-            assert s.read_file(str(target_dir / "key.pem"), sudo=True) == b"secret"
+            assert read_remote(s, str(target_dir / "key.pem"), sudo=True) == b"secret"
             with pytest.raises(RemoteCommandError):
-                s.read_file(str(target_dir / "key.pem"))  # not readable by the user itself
+                read_remote(s, str(target_dir / "key.pem"))  # not readable by the user itself
         assert (target_dir / "key.pem").stat().st_uid == 0
     finally:
         rule.unlink()
