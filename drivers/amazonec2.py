@@ -490,7 +490,7 @@ class AmazonEC2Driver(Driver):
         return address
 
     def engine_url(self) -> str:
-        return f"tcp://{self.ip()}:{self.engine_port}"
+        return f"tcp://{self.ip()}:{self.engine_port()}"
 
     def ssh_endpoint(self) -> SSHEndpoint:
         d = self.ctx.data

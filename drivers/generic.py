@@ -37,7 +37,7 @@ class GenericDriver(Driver):
                    "(default: ~/.ssh/id_ed25519, id_ecdsa or id_rsa, else the machine's own generated key)",
                    envvar="GENERIC_SSH_KEY"),
         OptionSpec("generic-ssh-port", "SSH port", type=int, default=22, envvar="GENERIC_SSH_PORT"),
-        OptionSpec("generic-engine-port", "port Docker listens on (TLS)", type=int, default=2376,
+        OptionSpec("generic-engine-port", "port Docker listens on (TLS)", type=int, default=addresses.DEFAULT_ENGINE_PORT,
                    envvar="GENERIC_ENGINE_PORT"),
     )
     # The host's power is not ours to control; a restart is a reboot over SSH.
@@ -122,11 +122,11 @@ class GenericDriver(Driver):
     def addresses(self) -> list[str]:
         return [self._ip()]
 
-    def engine_bind_port(self) -> int:
+    def engine_port(self) -> int:
         return int(self.ctx.data.get("engine_port") or self.ctx.option("generic_engine_port"))
 
     def engine_url(self) -> str:
-        return addresses.tcp_url(self._ip(), self.engine_bind_port())
+        return addresses.tcp_url(self._ip(), self.engine_port())
 
     def ssh_endpoint(self) -> SSHEndpoint:
         key_file = self.ctx.data.get("ssh_key_file") or self.ctx.ssh_key_path.name

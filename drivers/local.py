@@ -33,6 +33,10 @@ OVERLAY = "disk.qcow2"
 SEED = "seed.iso"
 CONSOLE_LOG = "console.log"
 PIDFILE = "qemu.pid"
+# The port of this computer forwarded to the engine's port in the guest. Machines made before it had its
+# own name recorded it as "engine_port", the name every other driver gives the engine's port itself.
+HOST_ENGINE_PORT = "host_engine_port"
+LEGACY_HOST_ENGINE_PORT = "engine_port"
 # A hung accelerator shows as a console without the kernel banner; a working one prints it in seconds.
 CONSOLE_PROBE_SECONDS = 30.0  # the banner comes within 2-5 s under a working KVM, bootloader included
 # A VM killed mid-hang in KVM may hold its forwarded ports this long while the kernel tears it down.
@@ -227,8 +231,8 @@ class LocalDriver(Driver):
             accel=str(data["accel"]), image=BaseImage.from_data(data["image"], self.ctx.cache_dir),
             overlay=self._overlay,
             seed=self._dir / SEED, ssh_port=int(data["ssh_port"]),
-            engine_port=int(data["engine_port"]) if data.get("engine_port") else None,
-            guest_engine_port=self.engine_bind_port(), console_log=self._console,
+            host_engine_port=_host_engine_port(data), guest_engine_port=self.engine_port(),
+            console_log=self._console,
             qmp_socket=self._qmp_socket, pidfile=self._pidfile,
             cluster_nic=(clusternet.segment_key(str(data["cluster_network"]), data.get("cluster_segment")),
                          str(data["cluster_mac"])) if data.get("cluster_ip") else None,
@@ -311,7 +315,7 @@ class LocalDriver(Driver):
         is swapped for a fresh one rather than failing the create.
         """
         data = self.ctx.data
-        recorded = tuple(int(data[key]) for key in ("ssh_port", "engine_port") if data.get(key))
+        recorded = tuple(port for port in (int(data.get("ssh_port") or 0), _host_engine_port(data)) if port)
         if not qemu.wait_ports_free(recorded, wait) and fresh_ports:
             data.update(self._fresh_ports())
             self.ctx.checkpoint()
@@ -325,7 +329,8 @@ class LocalDriver(Driver):
         if self.exposed_engine_port() is None:
             return {"ssh_port": qemu.free_ports(1)[0]}
         ssh_port, engine_port = qemu.free_ports(2)
-        return {"ssh_port": ssh_port, "engine_port": engine_port}
+        self.ctx.data.pop(LEGACY_HOST_ENGINE_PORT, None)
+        return {"ssh_port": ssh_port, HOST_ENGINE_PORT: engine_port}
 
     def _ensure_alive(self, pid: int, when: str) -> None:
         if qemu.pid_alive(pid, self._marker):
@@ -421,7 +426,7 @@ class LocalDriver(Driver):
             qemu.hostfwd(self._qmp_socket, protocol, port, add=add)
         except (OSError, ValueError, qemu.QMPError) as exc:
             reason = str(exc) if isinstance(exc, qemu.QMPError) else f"QEMU's monitor did not answer ({exc})"
-            if add and port in (self.ctx.data.get("ssh_port"), self.ctx.data.get("engine_port")):
+            if add and port in (self.ctx.data.get("ssh_port"), _host_engine_port(self.ctx.data)):
                 reason = "the machine's own SSH or engine forward uses that port here"
             elif add and protocol == "tcp" and qemu.port_in_use(port):
                 reason = f"127.0.0.1:{port} is already in use on this computer"
@@ -435,7 +440,10 @@ class LocalDriver(Driver):
         return int(port)
 
     def engine_url(self) -> str:
-        return f"tcp://127.0.0.1:{self._port('engine_port')}"
+        port = _host_engine_port(self.ctx.data)
+        if not port:
+            self._port(HOST_ENGINE_PORT)  # says why
+        return f"tcp://127.0.0.1:{port}"
 
     def ssh_endpoint(self) -> SSHEndpoint:
         return SSHEndpoint(host="127.0.0.1", port=self._port("ssh_port"),
@@ -481,10 +489,15 @@ class LocalDriver(Driver):
         data = self.ctx.data
         facts: dict[str, Any] = {key: data[key] for key in (
             "accel", "requested_accel", "accel_fallback", "cpus", "memory_mib", "disk_size_gb", "ssh_port",
-            "engine_port", "image_spec", "pid", "cluster_network", "cluster_ip", "cluster_mac", "shares")
+            HOST_ENGINE_PORT, LEGACY_HOST_ENGINE_PORT, "image_spec", "pid", "cluster_network", "cluster_ip", "cluster_mac", "shares")
             if key in data}
         facts["console_log"] = str(self._console)
         return facts
+
+
+def _host_engine_port(data: dict[str, Any]) -> int | None:
+    port = data.get(HOST_ENGINE_PORT) or data.get(LEGACY_HOST_ENGINE_PORT)
+    return int(port) if port else None
 
 
 def _exit_status(returncode: int | None) -> str:

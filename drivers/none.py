@@ -28,7 +28,7 @@ class NoneDriver(Driver):
         if not url.startswith("tcp://"):
             raise UsageError(f'--url must look like tcp://HOST:PORT, not {url!r}')
         try:  # Docker Machine took tcp://HOST as the engine port
-            _, _, host, port = addresses.split_url(url, tcp_port=cls.engine_port)
+            _, _, host, port = addresses.split_url(url, tcp_port=addresses.DEFAULT_ENGINE_PORT)
         except addresses.BadAddress as exc:
             raise UsageError(f"--url must look like tcp://HOST:PORT: {exc.message}") from exc
         return addresses.tcp_url(host, port)

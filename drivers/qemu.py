@@ -148,7 +148,7 @@ class QemuConfig:
     overlay: Path
     seed: Path
     ssh_port: int
-    engine_port: int | None  # None: the engine is reached over SSH, nothing is forwarded to it
+    host_engine_port: int | None  # None: the engine is reached over SSH, nothing is forwarded to it
     guest_engine_port: int
     console_log: Path
     qmp_socket: Path
@@ -161,8 +161,8 @@ class QemuConfig:
     def forwards(self) -> list[str]:
         """QEMU's hostfwd rules: loopback only, SSH always, the engine port unless it is reached over SSH."""
         rules = [f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:{GUEST_SSH_PORT}"]
-        if self.engine_port is not None:
-            rules.append(f"hostfwd=tcp:127.0.0.1:{self.engine_port}-:{self.guest_engine_port}")
+        if self.host_engine_port is not None:
+            rules.append(f"hostfwd=tcp:127.0.0.1:{self.host_engine_port}-:{self.guest_engine_port}")
         return rules
 
     def argv(self) -> list[str]:
@@ -249,7 +249,7 @@ def launch(config: QemuConfig) -> int:
     config.console_log.unlink(missing_ok=True)
     config.pidfile.unlink(missing_ok=True)
     config.qmp_socket.unlink(missing_ok=True)
-    for port in (config.ssh_port, config.engine_port):
+    for port in (config.ssh_port, config.host_engine_port):
         if port is not None and port_in_use(port):
             raise DriverError(f"port {port} on 127.0.0.1, recorded for this machine, is taken by another process",
                               driver="local", machine=config.name,

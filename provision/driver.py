@@ -173,7 +173,6 @@ class Driver(ABC):
     capabilities: ClassVar[Capabilities] = Capabilities()
     # Distributions the driver imports lazily (its cloud SDK): checked when the driver is loaded.
     requires: ClassVar[tuple[str, ...]] = ()
-    engine_port: ClassVar[int] = 2376
     # How long a boot may take until SSH and the engine answer (a VM under software emulation is slow).
     boot_timeout: ClassVar[float] = 120.0
 
@@ -261,13 +260,16 @@ class Driver(ABC):
         """Every address or DNS name a client may use for the engine: the server cert's SANs."""
         return [self.ip()]
 
-    def engine_bind_port(self) -> int:
-        """The port dockerd listens on inside the machine (it may differ from the client's port)."""
-        return self.engine_port
+    def engine_port(self) -> int:
+        """The port dockerd listens on inside the machine (a client may reach it through another: the
+        local driver forwards a free port of this computer to it)."""
+        from .addresses import DEFAULT_ENGINE_PORT
+
+        return DEFAULT_ENGINE_PORT
 
     def exposed_engine_port(self) -> int | None:
         """The engine port to open to clients, or None when the engine is reached over SSH only."""
-        return self.engine_bind_port() if self.ctx.engine_port_exposed else None
+        return self.engine_port() if self.ctx.engine_port_exposed else None
 
     def refresh(self) -> bool:
         """Re-read addresses after a start (clouds hand out a new public IP). True if they changed."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .addresses import DEFAULT_ENGINE_PORT
 from .errors import EngineError
 
 
@@ -43,7 +44,7 @@ def host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     if parts.scheme not in ("tcp", "https") or not parts.hostname:
         raise EngineError(f"unsupported engine URL {url!r}: expected tcp://HOST:PORT")
-    return parts.hostname, parts.port or 2376
+    return parts.hostname, parts.port or DEFAULT_ENGINE_PORT
 
 
 def request(url: str, path: str, tls: TLSFiles, timeout: float) -> bytes:

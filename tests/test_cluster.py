@@ -39,7 +39,7 @@ def test_mac_is_derived_from_the_address() -> None:
 def test_qemu_argv_adds_the_cluster_nic_on_loopback_multicast_last(tmp_path: Path) -> None:
     image = images.BaseImage(kind="debian", disk=tmp_path / "base.qcow2", disk_format="qcow2")
     common = dict(name="m", cpus=1, memory_mib=1024, accel="tcg", image=image, overlay=tmp_path / "d.qcow2",
-                  seed=tmp_path / "s.iso", ssh_port=40022, engine_port=42376, guest_engine_port=2376,
+                  seed=tmp_path / "s.iso", ssh_port=40022, host_engine_port=42376, guest_engine_port=2376,
                   console_log=tmp_path / "c.log", qmp_socket=tmp_path / "q.sock", pidfile=tmp_path / "p")
     plain = qemu.QemuConfig(**common).argv()  # type: ignore[arg-type]
     assert not any("id=cluster" in a for a in plain)

@@ -58,7 +58,7 @@ def test_create_copies_the_given_key_and_records_the_host(tmp_path: Path) -> Non
     assert Path(f"{copied}.pub").read_text() == Path(f"{key}.pub").read_text()
     assert checkpoints and checkpoints[-1]["ip"] == "192.0.2.10"
     assert driver.engine_url() == "tcp://192.0.2.10:3376"
-    assert driver.engine_bind_port() == 3376
+    assert driver.engine_port() == 3376
     assert driver.addresses() == ["192.0.2.10"] and driver.ip() == "192.0.2.10"
     endpoint = driver.ssh_endpoint()
     assert (endpoint.host, endpoint.port, endpoint.user, endpoint.key_path) == ("192.0.2.10", 2222, "admin", copied)

@@ -48,7 +48,7 @@ def test_kill_during_local_create_then_rm_leaves_nothing(step: str, monkeypatch:
     machine_dir = store / "machines" / "killed"
     killed_at(step, "create", "-d", "local", "--local-memory", "768", "killed")
     record = json.loads((machine_dir / "machine.json").read_text())
-    ports = [record["driver_data"][k] for k in ("ssh_port", "engine_port") if k in record["driver_data"]]
+    ports = [record["driver_data"][k] for k in ("ssh_port", "host_engine_port") if k in record["driver_data"]]
 
     listed = run("ls", "--format", "{{.Name}} {{.State}} {{.Error}}", check=True).stdout
     assert listed.startswith("killed Error create was interrupted"), listed

@@ -127,7 +127,7 @@ def test_qemu_argv_forwards_ports_on_loopback_only(tmp_path: Path) -> None:
                              kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd.img", cmdline="root=/dev/vda")
     config = qemu.QemuConfig(name="m,1", cpus=2, memory_mib=1024, accel="tcg", image=image,
                              overlay=tmp_path / "disk.qcow2", seed=tmp_path / "seed.iso", ssh_port=40022,
-                             engine_port=42376, guest_engine_port=2376, console_log=tmp_path / "console.log",
+                             host_engine_port=42376, guest_engine_port=2376, console_log=tmp_path / "console.log",
                              qmp_socket=tmp_path / "qmp.sock", pidfile=tmp_path / "qemu.pid")
     argv = config.argv()
     netdev = argv[argv.index("-netdev") + 1]
@@ -477,7 +477,7 @@ def test_lifecycle_under_tcg(tcg: None, tmp_path: Path) -> None:
         assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
         boot_seconds = wait_for_ssh(driver, known_hosts)
         assert driver.state() is MachineState.RUNNING
-        ports = (ctx.data["ssh_port"], ctx.data["engine_port"])
+        ports = (ctx.data["ssh_port"], ctx.data["host_engine_port"])
         assert driver.engine_url() == f"tcp://127.0.0.1:{ports[1]}"
         endpoint = driver.ssh_endpoint()
         assert (endpoint.host, endpoint.port, endpoint.user) == ("127.0.0.1", ports[0], SSH_USER)
@@ -501,7 +501,7 @@ def test_lifecycle_under_tcg(tcg: None, tmp_path: Path) -> None:
         assert not qemu_running_for(machine_dir / "disk.qcow2")
 
         driver.start()
-        assert (ctx.data["ssh_port"], ctx.data["engine_port"]) == ports
+        assert (ctx.data["ssh_port"], ctx.data["host_engine_port"]) == ports
         assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
         wait_for_ssh(driver, known_hosts)  # the pinned host key still matches: same machine, same identity
         assert driver.state() is MachineState.RUNNING
@@ -509,7 +509,7 @@ def test_lifecycle_under_tcg(tcg: None, tmp_path: Path) -> None:
         driver.restart()
         assert driver.state() in (MachineState.RUNNING, MachineState.STARTING)
         wait_for_ssh(driver, known_hosts)
-        assert (ctx.data["ssh_port"], ctx.data["engine_port"]) == ports
+        assert (ctx.data["ssh_port"], ctx.data["host_engine_port"]) == ports
 
         started = time.monotonic()
         driver.kill()
@@ -531,7 +531,7 @@ def test_two_machines_get_different_ports(tcg: None, tmp_path: Path) -> None:
     try:
         for driver in drivers:
             driver.create()
-        ports = [(d.ctx.data["ssh_port"], d.ctx.data["engine_port"]) for d in drivers]
+        ports = [(d.ctx.data["ssh_port"], d.ctx.data["host_engine_port"]) for d in drivers]
         assert len({p for pair in ports for p in pair}) == 4
         assert all(d.state() in (MachineState.RUNNING, MachineState.STARTING) for d in drivers)
         assert drivers[0].engine_url() != drivers[1].engine_url()
@@ -567,7 +567,7 @@ def test_create_swaps_a_port_taken_since_it_was_picked(tcg: None, tmp_path: Path
 @pytest.mark.qemu
 def test_remove_of_a_half_created_machine(tcg: None, tmp_path: Path) -> None:
     ctx = make_context(tmp_path / "half", "half")
-    ctx.data.update({"ssh_port": 1, "engine_port": 2})  # create died right after recording its ports
+    ctx.data.update({"ssh_port": 1, "host_engine_port": 2})  # create died right after recording its ports
     driver = LocalDriver(ctx)
     driver.remove()
     driver.remove()  # already gone is done
@@ -695,3 +695,12 @@ def test_docker_vm_fixture_runs_dockerd(docker_debian_vm: VM) -> None:
         assert out.strip()
     finally:
         client.close()
+
+
+def test_a_machine_recorded_before_host_engine_port_keeps_its_engine_url_and_forward(tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "old", "old")
+    ctx.data.update({"ssh_port": 40022, "engine_port": 42376})  # the key local machines used to record
+    driver = LocalDriver(ctx)
+    assert driver.engine_url() == "tcp://127.0.0.1:42376"
+    assert driver.engine_port() == 2376  # the engine's own port in the guest
+    assert driver.extra()["engine_port"] == 42376

@@ -136,7 +136,7 @@ def test_qemu_serves_each_share_as_its_user_after_the_nics(tmp_path: Path) -> No
     image = BaseImage(kind="debian-docker", disk=tmp_path / "d.qcow2", disk_format="qcow2")
     config = qemu.QemuConfig(
         name="m", cpus=1, memory_mib=512, accel="tcg", image=image, overlay=tmp_path / "o.qcow2",
-        seed=tmp_path / "seed.iso", ssh_port=2222, engine_port=2376, guest_engine_port=2376,
+        seed=tmp_path / "seed.iso", ssh_port=2222, host_engine_port=2376, guest_engine_port=2376,
         console_log=tmp_path / "c.log", qmp_socket=tmp_path / "q.sock", pidfile=tmp_path / "p",
         cluster_nic=("seg", "52:54:00:00:00:01"), shares=(("/home/a,b", "provision0"),))
     argv = config.argv()
@@ -206,7 +206,7 @@ def test_a_shared_folder_deleted_since_create_is_left_out_of_the_next_boot(tmp_p
     driver = LocalDriver(make_context(tmp_path / "m", "m", cache_dir=tmp_path / "cache"))
     image = BaseImage(kind="debian-docker", disk=tmp_path / "cache" / "d.qcow2", disk_format="qcow2")
     driver.ctx.data.update({
-        "image": image.to_data(tmp_path / "cache"), "ssh_port": 2222, "engine_port": 2376, "cpus": 1,
+        "image": image.to_data(tmp_path / "cache"), "ssh_port": 2222, "host_engine_port": 2376, "cpus": 1,
         "memory_mib": 512, "accel": "tcg",
         "shares": [shares.Share(str(kept), str(kept), "provision0").to_data(),
                    shares.Share(str(gone), "/srv/gone", "provision1").to_data()]})

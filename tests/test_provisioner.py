@@ -79,15 +79,15 @@ def test_engine_opts_follow_docker_machine() -> None:
         engine.opt_to_args("  ")
 
 
-def _flags(bind_port: int = 2376, **settings: Any) -> list[engine.Flag]:
+def _flags(engine_port: int = 2376, **settings: Any) -> list[engine.Flag]:
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
-    return engine.dockerd_flags("generic", bind_port, EngineSettings(**values), live_restore=True)
+    return engine.dockerd_flags("generic", engine_port, EngineSettings(**values), live_restore=True)
 
 
 def test_dropin_golden() -> None:
     flags = _flags(labels=["env=prod", "team=a b"], storage_driver="overlay2",
                    registry_mirrors=["https://mirror.example:5000"], insecure_registries=["10.0.0.2:5000"],
-                   opts=["log-level=debug", "default-ulimit=nofile=1024:2048"], bind_port=3376)
+                   opts=["log-level=debug", "default-ulimit=nofile=1024:2048"], engine_port=3376)
     text = engine.render_dropin(machine="web-1", dockerd="/usr/sbin/dockerd", flags=flags,
                                 env=["HTTP_PROXY=http://proxy:3128", "PCT=100%", "GREETING=hello world"])
     assert text == '''# Written by provision for machine "web-1". `provision provision web-1` rewrites this file;
@@ -331,7 +331,7 @@ def test_configures_preinstalled_docker_without_reinstalling(docker_debian_vm, t
     vm = docker_debian_vm
     setup = EngineSetup(tmp_path, "vm-docker", vm.driver.engine_url())
     config = EngineConfig("local", "vm-docker", EngineSettings(labels=("team=qa",)),
-                          bind_port=vm.driver.engine_bind_port())
+                          engine_port=vm.driver.engine_port())
     messages: list[str] = []
     started = time.monotonic()
     with vm_session(vm) as s:
@@ -376,7 +376,7 @@ def test_new_certificates_keep_a_running_container_running(docker_debian_vm, tmp
     vm = docker_debian_vm
     setup = EngineSetup(tmp_path, "vm-certs", vm.driver.engine_url())
     with vm_session(vm) as s:
-        provision_engine(s, EngineConfig("local", "vm-certs", bind_port=vm.driver.engine_bind_port()),
+        provision_engine(s, EngineConfig("local", "vm-certs", engine_port=vm.driver.engine_port()),
                          setup.certs, lambda m: None)
         # A tiny image from the guest's own files: no registry is reachable from here.
         s.run("tar -C / -ch " + " ".join(TINY_IMAGE_FILES) + " | docker import - provision-tiny:1", sudo=True)
@@ -434,7 +434,7 @@ def test_installs_docker_io_on_a_bare_debian(bare_debian_vm, tmp_path: Path) -> 
     messages: list[str] = []
     started = time.monotonic()
     with vm_session(vm) as s:
-        facts = provision_engine(s, EngineConfig("generic", "vm-bare", bind_port=vm.driver.engine_bind_port()),
+        facts = provision_engine(s, EngineConfig("generic", "vm-bare", engine_port=vm.driver.engine_port()),
                                  setup.certs, messages.append)
         round_trips = s.commands_run
     print(f"\nprovision_engine with install on bare Debian: {time.monotonic() - started:.1f}s, "
@@ -446,7 +446,7 @@ def test_installs_docker_io_on_a_bare_debian(bare_debian_vm, tmp_path: Path) -> 
     assert info["ServerVersion"] == facts.docker_version and "provider=generic" in info["Labels"]
     # Installed once, then only configured.
     with vm_session(vm) as s:
-        again = provision_engine(s, EngineConfig("generic", "vm-bare", bind_port=vm.driver.engine_bind_port()),
+        again = provision_engine(s, EngineConfig("generic", "vm-bare", engine_port=vm.driver.engine_port()),
                                  setup.certs, messages.append)
         assert s.commands_run == 2
     assert not again.installed and not again.restarted
@@ -459,7 +459,7 @@ def test_upgrade_in_place_keeps_the_engine_configured(docker_debian_vm, tmp_path
 
     vm = docker_debian_vm
     setup = EngineSetup(tmp_path, "vm-upgrade", vm.driver.engine_url())
-    config = EngineConfig("local", "vm-upgrade", bind_port=vm.driver.engine_bind_port())
+    config = EngineConfig("local", "vm-upgrade", engine_port=vm.driver.engine_port())
     with vm_session(vm) as s:
         provision_engine(s, config, setup.certs, lambda m: None)
         before = read_remote(s, "/etc/systemd/system/docker.service.d/10-provision.conf", sudo=True)
@@ -482,7 +482,7 @@ def test_boot_files_are_what_configure_would_upload_to_a_fresh_debian_host() -> 
     from provision.provisioner import EngineConfig, ServerCerts, boot_files
 
     config = EngineConfig(driver_name="local", hostname="m1", settings=EngineSettings(labels=("team=a",)),
-                          bind_port=2376)
+                          engine_port=2376)
     files = {f.path: (f.mode, f.content) for f in boot_files(config, ServerCerts(b"CA", b"CERT", b"KEY"), machine="m1")}
     assert files[engine.CA_PATH] == (0o644, b"CA")
     assert files[engine.CERT_PATH] == (0o644, b"CERT")

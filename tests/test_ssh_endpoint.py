@@ -106,7 +106,7 @@ def test_docker_cli_reaches_a_local_machine_over_ssh_only(monkeypatch: pytest.Mo
     try:
         assert created.returncode == 0, created.stderr
         record = __import__("json").loads((store / "machines" / "quiet" / "machine.json").read_text())
-        assert "engine_port" not in record["driver_data"]  # nothing forwarded to an engine port
+        assert "host_engine_port" not in record["driver_data"]  # nothing forwarded to an engine port
         url = run("url", "quiet", check=True).stdout.strip()
         assert url == f"ssh://provision@127.0.0.1:{record['driver_data']['ssh_port']}"
         assert user_config.read_text().splitlines()[1] == f'Include "{store / "ssh_config"}"'

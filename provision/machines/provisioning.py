@@ -154,7 +154,7 @@ class Provisioning:
         from provision.provisioner import EngineConfig
 
         # A cluster member's dockerd runs without live-restore: Swarm mode refuses to start with it.
-        return EngineConfig(record.driver, record.name, record.engine, driver.engine_bind_port(), ssh_user=ssh_user,
+        return EngineConfig(record.driver, record.name, record.engine, driver.engine_port(), ssh_user=ssh_user,
                             live_restore=not (record.cluster or record.swarm_role))
 
     def provision(self, record: MachineRecord, driver: Driver, *, first_contact: bool,

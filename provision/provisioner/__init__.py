@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from provision.addresses import DEFAULT_ENGINE_PORT
 from provision.driver import EngineFile
 from provision.errors import ProvisioningError, UsageError
 from provision.record import EngineSettings
@@ -45,7 +46,7 @@ class EngineConfig:
     driver_name: str
     hostname: str
     settings: EngineSettings = field(default_factory=EngineSettings)
-    bind_port: int = 2376
+    engine_port: int = DEFAULT_ENGINE_PORT
     # Keep containers running while dockerd restarts (certificate rotation, upgrades). Left out on a host
     # already in swarm mode: dockerd refuses to start with both.
     live_restore: bool = True
@@ -131,7 +132,7 @@ def _check_hostname(name: str) -> None:
 
 def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
                      progress: Callable[[str], None]) -> EngineFacts:
-    """Make the host run Docker Engine listening on ``config.bind_port`` with mutual TLS."""
+    """Make the host run Docker Engine listening on ``config.engine_port`` with mutual TLS."""
     _check_hostname(config.hostname)
     progress("Inspecting the host")
     probe = _probe(session, progress)
@@ -167,7 +168,7 @@ def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
 def _engine_files(config: EngineConfig, certs: ServerCerts, *, machine: str, dockerd: str, daemon_json: str,
                   swarm: str) -> tuple[EngineFile, ...]:
     """The certificates and the docker.service drop-in, as the configure step puts them on the host."""
-    flags = engine.dockerd_flags(config.driver_name, config.bind_port, config.settings,
+    flags = engine.dockerd_flags(config.driver_name, config.engine_port, config.settings,
                                  live_restore=config.live_restore and swarm not in ("active", "pending"))
     flags = engine.reconcile_with_daemon_json(flags, daemon_json, machine=machine)
     dropin = engine.render_dropin(machine=machine, dockerd=dockerd, flags=flags, env=config.settings.env)

@@ -47,12 +47,12 @@ def opt_to_args(opt: str) -> tuple[str, tuple[str, ...]]:
     return key, ((f"--{key}={value}",) if sep else (f"--{key}",))
 
 
-def dockerd_flags(driver_name: str, bind_port: int, settings: EngineSettings, *, live_restore: bool) -> list[Flag]:
+def dockerd_flags(driver_name: str, engine_port: int, settings: EngineSettings, *, live_restore: bool) -> list[Flag]:
     if settings.over_ssh:  # the socket only: the docker CLI comes in over SSH, no port listens
         flags = [Flag(("-H", UNIX_SOCKET), "hosts", False)]
     else:
         flags = [
-            Flag(("-H", UNIX_SOCKET, "-H", f"tcp://0.0.0.0:{bind_port}"), "hosts", False),
+            Flag(("-H", UNIX_SOCKET, "-H", f"tcp://0.0.0.0:{engine_port}"), "hosts", False),
             Flag(("--tlsverify", "--tlscacert", CA_PATH, "--tlscert", CERT_PATH, "--tlskey", KEY_PATH), "tlsverify",
                  False),
         ]
