@@ -21,7 +21,7 @@ from provision import waiting
 from provision.errors import CommandError, DriverError, TimeoutExpired, UsageError
 
 from . import clusternet, qemu, shares
-from provision.driver import Capabilities, Driver, EngineFile, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import Capabilities, Driver, HostFile, MachineState, OptionSpec, SSHEndpoint
 from provision.sshkeys import new_ed25519
 from provision.templating import render
 from .images import IMAGE_USER, VARIANTS, BaseImage, ensure_image, host_debian_mirror
@@ -203,13 +203,13 @@ class LocalDriver(Driver):
                               driver=self.name, machine=self.ctx.machine_name) from exc
         engine_files = (*self.ctx.engine_files, *shares.boot_files(self._shares()))
         if image.kind in VARIANTS:
-            engine_files = (*engine_files, *(EngineFile(path, 0o644, render(template, path=USER_PATH).encode())
+            engine_files = (*engine_files, *(HostFile(path, 0o644, render(template, path=USER_PATH).encode())
                                              for path, template in PATH_FILES))
             # provision's own image takes its host key from the seed: made here, it is known before the
             # first contact, so the first SSH login verifies the machine instead of trusting whoever answers.
             private, public = new_ed25519(f"root@{self.ctx.machine_name}")
-            engine_files = (*engine_files, EngineFile(HOST_KEY_PATH, 0o600, private),
-                            EngineFile(HOST_KEY_PATH + ".pub", 0o644, public.encode() + b"\n"))
+            engine_files = (*engine_files, HostFile(HOST_KEY_PATH, 0o600, private),
+                            HostFile(HOST_KEY_PATH + ".pub", 0o644, public.encode() + b"\n"))
             self.ctx.data["host_key"] = public
             self.ctx.checkpoint()
         files = render_seed_files(instance_id=self.ctx.data["instance_id"], hostname=self.ctx.machine_name,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from provision.templating import render
 
-from provision.driver import EngineFile
+from provision.driver import HostFile
 
 VOLUME_LABEL = "cidata"
 # Seed files and the 8.3 ISO 9660 names they hide behind (only Rock Ridge / Joliet readers see the real ones).
@@ -35,7 +35,7 @@ SeedFiles = dict[str, str | bytes]
 
 
 def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_key: str,
-                      with_network_config: bool, engine_files: Sequence[EngineFile] = (),
+                      with_network_config: bool, engine_files: Sequence[HostFile] = (),
                       cluster_nic: tuple[str, str] | None = None) -> SeedFiles:
     """The seed's files, rendered from ``templates/cloud-init``.
 
@@ -61,13 +61,13 @@ def render_seed_files(*, instance_id: str, hostname: str, user: str, ssh_public_
     if cluster_nic:
         from .clusternet import NETWORK_FILE, networkd_file
 
-        engine_files = (*engine_files, EngineFile(NETWORK_FILE, 0o644, networkd_file(*cluster_nic).encode()))
+        engine_files = (*engine_files, HostFile(NETWORK_FILE, 0o644, networkd_file(*cluster_nic).encode()))
     if engine_files:
         files["provision-files.tar"] = files_archive(engine_files)
     return files
 
 
-def files_archive(engine_files: Sequence[EngineFile]) -> bytes:
+def files_archive(engine_files: Sequence[HostFile]) -> bytes:
     """A tar archive of the files, owned by root with their modes, named relative to ``/``."""
     out = io.BytesIO()
     now = int(time.time())

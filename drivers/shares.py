@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.driver import EngineFile
+from provision.driver import HostFile
 from provision.errors import UsageError
 from provision.templating import render
 
@@ -147,15 +147,15 @@ def mount_unit_name(path: str) -> str:
     return "".join(out) + ".mount"
 
 
-def boot_files(shares: Iterable[Share]) -> tuple[EngineFile, ...]:
+def boot_files(shares: Iterable[Share]) -> tuple[HostFile, ...]:
     """The seed's files that mount ``shares`` at every boot, before dockerd starts its containers."""
     shares = list(shares)
     if not shares:
         return ()
-    files = [EngineFile(f"{UNIT_DIR}/{share.unit_name}", 0o644, render(
+    files = [HostFile(f"{UNIT_DIR}/{share.unit_name}", 0o644, render(
         "local/share.mount.j2", host=_unit_text(share.host), where=_unit_text(share.guest), tag=share.tag,
         options=MOUNT_OPTIONS).encode()) for share in shares]
-    files.append(EngineFile(WANTS_DROPIN, 0o644, render(
+    files.append(HostFile(WANTS_DROPIN, 0o644, render(
         "local/shares-wanted.conf.j2", units=[share.unit_name for share in shares]).encode()))
     return tuple(files)
 

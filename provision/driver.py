@@ -113,8 +113,10 @@ class SSHEndpoint:
 
 
 @dataclass(frozen=True)
-class EngineFile:
-    """A file the provisioner would otherwise upload: where it goes on the machine, its mode and content."""
+class HostFile:
+    """A file for the machine: where it goes, its mode and content. The provisioner uploads the engine's
+    over SSH; a driver with ``engine_files_at_boot`` hands them, and its own (an sshd host key, a network
+    unit), to the machine's first boot."""
 
     path: str
     mode: int
@@ -126,6 +128,9 @@ class EngineFile:
         import base64
 
         return base64.b64encode(self.content).decode()
+
+
+EngineFile = HostFile  # its first name in the driver contract: a third-party driver may still use it
 
 
 @dataclass
@@ -144,7 +149,7 @@ class DriverContext:
     # used as a context manager); set by the core once the machine has an SSH endpoint.
     remote: Callable[[], Any] | None = None
     # Set by the core on create when the driver declares ``engine_files_at_boot``.
-    engine_files: tuple[EngineFile, ...] = ()
+    engine_files: tuple[HostFile, ...] = ()
     # False when the engine is reached over SSH (--engine-endpoint ssh): no firewall rule, security-group
     # rule or port forward for the engine port.
     engine_port_exposed: bool = True

@@ -174,10 +174,10 @@ def _archive(data: bytes) -> dict[str, tuple[int, int, bytes]]:
 
 
 def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) -> None:
-    from provision.driver import EngineFile
+    from provision.driver import HostFile
 
-    engine_files = (EngineFile("/etc/docker/server-key.pem", 0o600, b"-----BEGIN PRIVATE KEY-----\nx\n"),
-                    EngineFile("/etc/systemd/system/docker.service.d/10-provision.conf", 0o644, b"[Service]\n"))
+    engine_files = (HostFile("/etc/docker/server-key.pem", 0o600, b"-----BEGIN PRIVATE KEY-----\nx\n"),
+                    HostFile("/etc/systemd/system/docker.service.d/10-provision.conf", 0o644, b"[Service]\n"))
     files = render_seed_files(instance_id="i", hostname="m1", user=SSH_USER, ssh_public_key="ssh-ed25519 AAAA k",
                               with_network_config=False, engine_files=engine_files)
     iso_path = tmp_path / "seed.iso"
@@ -189,10 +189,10 @@ def test_seed_carries_engine_files_readable_by_its_owner_only(tmp_path: Path) ->
     assert _archive(archive) == {f.path.lstrip("/"): (f.mode, 0, f.content) for f in engine_files}
     with pytest.raises(ValueError, match="absolute"):
         render_seed_files(instance_id="i", hostname="m1", user=SSH_USER, ssh_public_key="k",
-                          with_network_config=False, engine_files=(EngineFile("etc/a", 0o644, b""),))
+                          with_network_config=False, engine_files=(HostFile("etc/a", 0o644, b""),))
     with pytest.raises(ValueError, match="absolute"):
         render_seed_files(instance_id="i", hostname="m1", user=SSH_USER, ssh_public_key="k",
-                          with_network_config=False, engine_files=(EngineFile("/etc/../root/a", 0o644, b""),))
+                          with_network_config=False, engine_files=(HostFile("/etc/../root/a", 0o644, b""),))
 
 
 def test_each_machine_gets_its_own_host_key_known_before_first_contact(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provision.addresses import DEFAULT_ENGINE_PORT
-from provision.driver import EngineFile
+from provision.driver import HostFile
 from provision.errors import ProvisioningError, UsageError
 from provision.record import EngineSettings
 
@@ -72,10 +72,10 @@ class EngineFacts:
     restarted: bool = True  # False when nothing changed and dockerd kept running
 
 
-def _cert_files(certs: ServerCerts) -> tuple[EngineFile, ...]:
-    return (EngineFile(engine.CA_PATH, 0o644, certs.ca_pem),
-            EngineFile(engine.CERT_PATH, 0o644, certs.cert_pem),
-            EngineFile(engine.KEY_PATH, 0o600, certs.key_pem))
+def _cert_files(certs: ServerCerts) -> tuple[HostFile, ...]:
+    return (HostFile(engine.CA_PATH, 0o644, certs.ca_pem),
+            HostFile(engine.CERT_PATH, 0o644, certs.cert_pem),
+            HostFile(engine.KEY_PATH, 0o600, certs.key_pem))
 
 
 @dataclass
@@ -166,17 +166,17 @@ def provision_engine(session: Any, config: EngineConfig, certs: ServerCerts,
 
 
 def _engine_files(config: EngineConfig, certs: ServerCerts, *, machine: str, dockerd: str, daemon_json: str,
-                  swarm: str) -> tuple[EngineFile, ...]:
+                  swarm: str) -> tuple[HostFile, ...]:
     """The certificates and the docker.service drop-in, as the configure step puts them on the host."""
     flags = engine.dockerd_flags(config.driver_name, config.engine_port, config.settings,
                                  live_restore=config.live_restore and swarm not in ("active", "pending"))
     flags = engine.reconcile_with_daemon_json(flags, daemon_json, machine=machine)
     dropin = engine.render_dropin(machine=machine, dockerd=dockerd, flags=flags, env=config.settings.env)
-    return (*_cert_files(certs), EngineFile(engine.DROPIN_PATH, 0o644, dropin.encode()))
+    return (*_cert_files(certs), HostFile(engine.DROPIN_PATH, 0o644, dropin.encode()))
 
 
 def boot_files(config: EngineConfig, certs: ServerCerts, *, machine: str,
-               dockerd: str = engine.DISTRO_DOCKERD) -> tuple[EngineFile, ...]:
+               dockerd: str = engine.DISTRO_DOCKERD) -> tuple[HostFile, ...]:
     """What the configure step would upload to a fresh host with Docker from its distribution: a machine
     that places these files at first boot starts dockerd with TLS at once, and the configure step then
     finds them unchanged (anything that differs is corrected there as usual)."""
@@ -194,11 +194,11 @@ def install_certs(session: Any, certs: ServerCerts, progress: Callable[[str], No
 def install_client_trust(session: Any, ca_pem: bytes, progress: Callable[[str], None]) -> None:
     """Replace the engine's client CA file and restart dockerd, only when the file changed: containers
     keep running (live-restore). dockerd reads its TLS files at start only; SIGHUP does not reload them."""
-    _install_files(session, (EngineFile(engine.CA_PATH, 0o644, ca_pem),), "Installing the engine's client CA file",
+    _install_files(session, (HostFile(engine.CA_PATH, 0o644, ca_pem),), "Installing the engine's client CA file",
                    "installing the client CA file", progress)
 
 
-def _install_files(session: Any, files: tuple[EngineFile, ...], message: str, what: str,
+def _install_files(session: Any, files: tuple[HostFile, ...], message: str, what: str,
                    progress: Callable[[str], None]) -> None:
     script = render_script("engine/configure.sh.j2", hostname="", set_runtime=False, root="", files=files,
                            files_message=message, dropin_dir=engine.DROPIN_DIR, ready_polls=READY_POLLS)
