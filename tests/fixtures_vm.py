@@ -137,7 +137,7 @@ def _boot_vm(tmp_path_factory: pytest.TempPathFactory, name: str, image: str) ->
     environ = dict(os.environ)
     environ.setdefault("PROVISION_LOCAL_ACCEL", TEST_ACCEL)
     base = tmp_path_factory.mktemp(name)
-    # No shared folder: these VMs outlive any one test's HOME (tests/test_local_shares.py covers shares).
+    # No shared folder: these VMs outlive any one test's HOME (tests/qemu/test_local_shares.py covers shares).
     ctx = make_context(base / "machine", name, environ=environ, local_image=image, local_memory=1536,
                        local_no_share=True)
     driver = LocalDriver(ctx)

@@ -25,7 +25,7 @@ from fixtures_gce import GCE
 from provision.errors import CredentialsError, DriverError, UsageError
 
 pytestmark = pytest.mark.gce
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_key(directory: Path) -> Path:

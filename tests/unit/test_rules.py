@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "provision"
 DRIVERS = REPO / "drivers"
 WAIT_HELPER = CORE / "waiting.py"
