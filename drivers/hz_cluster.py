@@ -28,11 +28,15 @@ LABEL_CLUSTER = "provision-cluster"
 IP_RANGE = "10.77.0.0/16"  # every cluster network is its own: they may all use the same range
 
 
-def _find(client: Any, errors: Any, cluster: str) -> Any | None:
+def _find(client: Any, errors: Any, cluster: str, *, refuse: bool = True) -> Any | None:
+    """The cluster's network. A same-named network without the cluster's label is refused, or with
+    ``refuse`` off simply not the cluster's."""
     name = cluster_label(cluster)
     with errors(f"Looking up network {name}"):
         network = client.networks.get_by_name(name)
     if network is not None and (network.labels or {}).get(LABEL_CLUSTER) != name:
+        if not refuse:
+            return None
         raise DriverError(f"Network {name} ({network.id}) exists but is not cluster {cluster}'s (no "
                           f"{LABEL_CLUSTER}={name} label)", driver=DRIVER,
                           hint="rename or delete that network; provision never adopts it")
@@ -110,7 +114,7 @@ def leave(driver: HetznerDriver, cluster: str, *, last: bool) -> None:
             with errors(f"Reading network {network_id}"):
                 network = client.networks.get_by_id(int(network_id))
         else:
-            network = _find(client, errors, cluster)
+            network = _find(client, errors, cluster, refuse=False)
     except ResourceNotFound:
         network = None
     if network is not None:
