@@ -157,16 +157,16 @@ class HetznerDriver(Driver):
     def _token(self) -> Token:
         return find_token(self.ctx.option("hetzner_api_token"), self.ctx.environ)
 
-    def _client(self) -> tuple[Any, Any]:
+    def api(self) -> tuple[Any, Any]:
         """The SDK client and a context manager factory for its errors."""
         token, endpoint = self._token(), self._endpoint()
         client = connect(token, endpoint)
         return client, lambda what: api_errors(what, token, endpoint)
 
-    def _wait(self, action: Any, what: str, timeout: float = ACTION_TIMEOUT) -> None:
+    def wait(self, action: Any, what: str, timeout: float = ACTION_TIMEOUT) -> None:
         wait_action(action, what, timeout, self._token(), self._endpoint())
 
-    def _save(self, **values: Any) -> None:
+    def save(self, **values: Any) -> None:
         self.ctx.data.update(values)
         self.ctx.checkpoint()
 
@@ -176,9 +176,9 @@ class HetznerDriver(Driver):
     # -- create ------------------------------------------------------------------------------------
     def create(self) -> None:
         opt = self.ctx.option
-        client, errors = self._client()
+        client, errors = self.api()
         plan = self._plan(client, errors)
-        self._save(uid=secrets.token_hex(6), endpoint=self._endpoint(), ssh_user=opt("hetzner_ssh_user"),
+        self.save(uid=secrets.token_hex(6), endpoint=self._endpoint(), ssh_user=opt("hetzner_ssh_user"),
                    use_private=bool(opt("hetzner_use_private_network")), server_type=plan["server_type"],
                    image=plan["image"], networks=plan["network_ids"])
         key_id = self._create_ssh_key(client, errors)
@@ -256,23 +256,23 @@ class HetznerDriver(Driver):
     def _create_ssh_key(self, client: Any, errors: Any) -> int:
         name = f"provision-{self.ctx.machine_name}-{self.ctx.data['uid']}"
         public_key = self.ctx.ssh_key_path.with_suffix(".pub").read_text().strip()
-        self._save(ssh_key_name=name)
+        self.save(ssh_key_name=name)
         self.ctx.progress(f"Uploading SSH key {name}")
         with errors(f"Uploading SSH key {name}"):
             key = client.ssh_keys.create(name=name, public_key=public_key, labels=self._labels())
-        self._save(ssh_key_id=key.id)
+        self.save(ssh_key_id=key.id)
         return int(key.id)
 
     def _create_firewall(self, client: Any, errors: Any, rules: list[dict[str, Any]]) -> int:
         from hcloud.firewalls import FirewallRule
 
         name = f"provision-{self.ctx.machine_name}-{self.ctx.data['uid']}"
-        self._save(firewall_name=name)
+        self.save(firewall_name=name)
         self.ctx.progress(f"Creating firewall {name}")
         with errors(f"Creating firewall {name}"):
             reply = client.firewalls.create(name=name, labels=self._labels(),
                                             rules=[FirewallRule(**rule) for rule in rules])
-        self._save(firewall_id=reply.firewall.id)
+        self.save(firewall_id=reply.firewall.id)
         return int(reply.firewall.id)
 
     def _create_server(self, client: Any, errors: Any, plan: dict[str, Any], key_id: int, firewall_id: int) -> None:
@@ -293,13 +293,13 @@ class HetznerDriver(Driver):
                 networks=[Network(id=i) for i in plan["network_ids"]] or None,
                 location=Location(name=plan["location"]) if plan["location"] else None,
                 labels={**plan["labels"], **self._labels()}, user_data=plan["user_data"])
-        self._save(server_id=reply.server.id, server_name=name)
+        self.save(server_id=reply.server.id, server_name=name)
         self.ctx.progress(f"Waiting for server {name} to start")
         wait_all([reply.action, *reply.next_actions], f"Creating server {name}", CREATE_TIMEOUT, self._token(),
                  self._endpoint())
 
     # -- addresses ---------------------------------------------------------------------------------
-    def _server(self, client: Any, errors: Any) -> Any:
+    def server(self, client: Any, errors: Any) -> Any:
         server_id = self._server_id()
         with errors(f"Reading server {server_id}"):
             return client.servers.get_by_id(server_id)
@@ -312,12 +312,12 @@ class HetznerDriver(Driver):
 
     def refresh(self) -> bool:
         """Re-read the server's addresses into ``ctx.data``; True when one changed."""
-        client, errors = self._client()
-        server = self._server(client, errors)
+        client, errors = self.api()
+        server = self.server(client, errors)
         before = self.addresses()
         net = server.public_net
         private = {str(p.network.id): p.ip for p in (server.private_net or [])}
-        self._save(public_ipv4=net.ipv4.ip if net and net.ipv4 else None,
+        self.save(public_ipv4=net.ipv4.ip if net and net.ipv4 else None,
                    public_ipv6=net.ipv6.ip if net and net.ipv6 else None, private_ips=private,
                    location=server.location.name if server.location else None)
         return self.addresses() != before
@@ -357,21 +357,21 @@ class HetznerDriver(Driver):
     def state(self) -> MachineState:
         if not self.ctx.data.get("server_id"):
             return MachineState.NOT_FOUND
-        client, errors = self._client()
+        client, errors = self.api()
         try:
-            server = self._server(client, errors)
+            server = self.server(client, errors)
         except ResourceNotFound:
             return MachineState.NOT_FOUND
         return STATES.get(server.status, MachineState.UNKNOWN)
 
     def _action(self, verb: str, method: str) -> None:
-        client, errors = self._client()
+        client, errors = self.api()
         server_id = self._server_id()
         what = f"{verb} server {server_id}"
         self.ctx.progress(what)
         with errors(what):
             action = getattr(client.servers, method)(client.servers.get_by_id(server_id))
-        self._wait(action, what)
+        self.wait(action, what)
 
     def start(self) -> None:
         self._action("Powering on", "power_on")
@@ -389,10 +389,10 @@ class HetznerDriver(Driver):
     def _wait_status(self, wanted: str) -> None:
         from provision import waiting
 
-        client, errors = self._client()
+        client, errors = self.api()
 
         def reached() -> bool:
-            status = self._server(client, errors).status
+            status = self.server(client, errors).status
             if status != wanted:
                 raise waiting.NotYet(status)
             return True
@@ -406,7 +406,7 @@ class HetznerDriver(Driver):
         d = self.ctx.data
         if not d.get("uid"):
             return  # create() failed before it made anything
-        client, errors = self._client()
+        client, errors = self.api()
         failures: list[str] = []
         # Servers first: a firewall stays "in use" while a server has it. Each step runs even when one before
         # failed, so one stuck resource does not strand the others. A rollback right after an interrupted
@@ -446,8 +446,8 @@ class HetznerDriver(Driver):
             answer = waiting.wait_for(what, delete, timeout=FREE_TIMEOUT, interval=0.5, backoff=2.0,
                                       max_interval=5.0, retry_on=(busy,))
             if answer is not True:  # a server's delete is an action
-                self._wait(answer, what)
-        self._save(**{recorded: None})
+                self.wait(answer, what)
+        self.save(**{recorded: None})
 
     # -- clusters ----------------------------------------------------------------------------------
     def cluster_address(self) -> str:

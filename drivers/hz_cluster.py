@@ -13,16 +13,30 @@ knows of servers another store attached, and those keep it).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from provision.driver import DriverContext
 from provision.errors import DriverError
 
 from .clusters import cluster_label
 from .hz_api import ResourceNotFound
 from .hz_token import DRIVER
 
-if TYPE_CHECKING:
-    from .hetzner import HetznerDriver
+
+class Member(Protocol):
+    """What the cluster door needs of the hetzner driver."""
+
+    ctx: DriverContext
+
+    def api(self) -> tuple[Any, Any]: ...
+
+    def server(self, client: Any, errors: Any) -> Any: ...
+
+    def save(self, **values: Any) -> None: ...
+
+    def wait(self, action: Any, what: str) -> None: ...
+
+    def refresh(self) -> bool: ...
 
 LABEL_CLUSTER = "provision-cluster"
 IP_RANGE = "10.77.0.0/16"  # every cluster network is its own: they may all use the same range
@@ -43,7 +57,7 @@ def _find(client: Any, errors: Any, cluster: str, *, refuse: bool = True) -> Any
     return network
 
 
-def _ensure(driver: HetznerDriver, client: Any, errors: Any, cluster: str, zone: str) -> Any:
+def _ensure(driver: Member, client: Any, errors: Any, cluster: str, zone: str) -> Any:
     from hcloud import APIException
     from hcloud.networks import NetworkSubnet
 
@@ -71,27 +85,27 @@ def _ensure(driver: HetznerDriver, client: Any, errors: Any, cluster: str, zone:
     return network
 
 
-def join(driver: HetznerDriver, cluster: str) -> None:
-    client, errors = driver._client()
-    server = driver._server(client, errors)
+def join(driver: Member, cluster: str) -> None:
+    client, errors = driver.api()
+    server = driver.server(client, errors)
     zone = server.location.network_zone if server.location else None
     if not zone:
         raise DriverError(f"Server {server.id} has no location yet", driver=DRIVER)
     networks = dict(driver.ctx.data.get("cluster_networks") or {})
     networks.setdefault(cluster, None)
-    driver._save(cluster_networks=networks)  # before the network may exist: leave() finds it by name
+    driver.save(cluster_networks=networks)  # before the network may exist: leave() finds it by name
     network = _ensure(driver, client, errors, cluster, zone)
-    driver._save(cluster_networks={**networks, cluster: network.id})
+    driver.save(cluster_networks={**networks, cluster: network.id})
     if network.id not in {p.network.id for p in server.private_net or []}:
         what = f"Attaching server {server.id} to network {network.name}"
         driver.ctx.progress(what)
         with errors(what):
             action = client.servers.attach_to_network(server, network)
-        driver._wait(action, what)
+        driver.wait(action, what)
     driver.refresh()
 
 
-def cluster_ip(driver: HetznerDriver) -> str:
+def cluster_ip(driver: Member) -> str:
     data = driver.ctx.data
     network_id = (data.get("cluster_networks") or {}).get(driver.ctx.cluster or "")
     address = (data.get("private_ips") or {}).get(str(network_id)) if network_id else None
@@ -102,11 +116,11 @@ def cluster_ip(driver: HetznerDriver) -> str:
     return str(address)
 
 
-def leave(driver: HetznerDriver, cluster: str, *, last: bool) -> None:
+def leave(driver: Member, cluster: str, *, last: bool) -> None:
     data = driver.ctx.data
     if not data.get("uid"):
         return  # create() failed before it made anything, a network included
-    client, errors = driver._client()
+    client, errors = driver.api()
     network_id = (data.get("cluster_networks") or {}).get(cluster)
     network = None
     try:
@@ -126,7 +140,7 @@ def leave(driver: HetznerDriver, cluster: str, *, last: bool) -> None:
             try:
                 with errors(what):
                     action = client.servers.detach_from_network(client.servers.get_by_id(int(server_id)), network)
-                driver._wait(action, what)
+                driver.wait(action, what)
             except ResourceNotFound:
                 pass  # the server is gone, and its attachment with it
             members.discard(int(server_id))
@@ -139,4 +153,4 @@ def leave(driver: HetznerDriver, cluster: str, *, last: bool) -> None:
                     client.networks.delete(network)
             except ResourceNotFound:
                 pass
-    driver._save(cluster_networks={k: v for k, v in (data.get("cluster_networks") or {}).items() if k != cluster})
+    driver.save(cluster_networks={k: v for k, v in (data.get("cluster_networks") or {}).items() if k != cluster})
