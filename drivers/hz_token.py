@@ -85,8 +85,8 @@ def from_cli_config(environ: Mapping[str, str]) -> Token | None:
 
 
 def find_token(given: str | None, environ: Mapping[str, str]) -> Token:
-    if given:
-        return _checked(given, "--hetzner-api-token")
+    if given:  # the core resolved the option from HCLOUD_TOKEN when the flag was absent: name the right one
+        return _checked(given, "$HCLOUD_TOKEN" if given == environ.get("HCLOUD_TOKEN") else "--hetzner-api-token")
     for variable in ("HCLOUD_TOKEN", "HETZNER_API_TOKEN"):
         if environ.get(variable):
             return _checked(environ[variable], f"${variable}")

@@ -123,6 +123,7 @@ def test_token_sources_in_order(tmp_path: Path) -> None:
                               f'token = "{c}"\n[[contexts]]\nname = "home"\ntoken = "{d}"\n')
     env = {"HOME": str(tmp_path / "nohome"), "HCLOUD_CONFIG": str(config)}
     assert find_token(a, {**env, "HCLOUD_TOKEN": b}).value == a
+    assert find_token(b, {**env, "HCLOUD_TOKEN": b}).source == "$HCLOUD_TOKEN"  # resolved by the core from it
     assert find_token(None, {**env, "HCLOUD_TOKEN": b, "HETZNER_API_TOKEN": c}).value == b
     assert find_token(None, {**env, "HETZNER_API_TOKEN": b}).source == "$HETZNER_API_TOKEN"
     assert find_token(None, env).value == c
@@ -131,7 +132,7 @@ def test_token_sources_in_order(tmp_path: Path) -> None:
     write_cli_config(tmp_path / "h" / ".config" / "hcloud" / "cli.toml",
                      f'active_context = "x"\n[[contexts]]\nname = "x"\ntoken = "{a}"\n')
     assert find_token(None, {"HOME": str(tmp_path / "h")}).value == a
-    assert "from" in repr(find_token(a, {})) or a not in repr(find_token(a, {}))
+    assert a not in repr(find_token(a, {})) and a not in str(find_token(a, {}))
 
 
 @pytest.mark.parametrize("content, message", [
@@ -241,6 +242,7 @@ def test_resources_of_others_are_never_touched_and_lookups_page(hetzner: Hetzner
 FAILURES = [
     # (what the fake is told, what the error says, the step it failed at)
     ("token refused", "the API refused the token from $HCLOUD_TOKEN", "plan"),
+    ("token refused at the firewall step", "the API refused the token from $HCLOUD_TOKEN", "firewall"),
     ("ssh key quota exceeded", "ssh key limit exceeded (resource_limit_exceeded)", "ssh key"),
     ("firewall quota exceeded", "firewall limit exceeded (resource_limit_exceeded)", "firewall"),
     ("server quota exceeded", "server limit exceeded (resource_limit_exceeded)", "server"),
@@ -255,6 +257,8 @@ def inject(fake: Any, hetzner: Hetzner, failure: str) -> None:
         fake.revoke_token(hetzner.token)
     elif failure.endswith("quota exceeded"):
         fake.limits[{"ssh": "ssh_keys", "firewall": "firewalls", "server": "servers"}[failure.split()[0]]] = 0
+    elif failure == "token refused at the firewall step":
+        fake.inject(Fault("POST /firewalls", code="unauthorized", message="unable to authenticate"))
     elif failure == "server create refused":
         fake.inject(Fault("POST /servers"))
     elif failure == "create_server action errors":
