@@ -365,12 +365,14 @@ class HetznerDriver(Driver):
         return STATES.get(server.status, MachineState.UNKNOWN)
 
     def _action(self, verb: str, method: str) -> None:
+        from hcloud.servers import Server
+
         client, errors = self.api()
         server_id = self._server_id()
         what = f"{verb} server {server_id}"
         self.ctx.progress(what)
         with errors(what):
-            action = getattr(client.servers, method)(client.servers.get_by_id(server_id))
+            action = getattr(client.servers, method)(Server(id=server_id))
         self.wait(action, what)
 
     def start(self) -> None:
@@ -424,8 +426,13 @@ class HetznerDriver(Driver):
     def _delete_ours(self, client: Any, errors: Any, kind: str, recorded: str, busy: type[Exception]) -> None:
         """Delete every resource of ``kind`` carrying this machine's uid label, and the recorded one if the
         label search missed it; one still ``busy`` is retried for a while."""
+        from hcloud.firewalls import Firewall
+        from hcloud.servers import Server
+        from hcloud.ssh_keys import SSHKey
+
         from provision import waiting
 
+        model = {"servers": Server, "firewalls": Firewall, "ssh_keys": SSHKey}[kind]
         noun = kind[:-1].replace("_", " ")
         with errors(f"Finding the machine's {noun}s"):
             found = getattr(client, kind).get_all(label_selector=f"{LABEL_UID}={self.ctx.data['uid']}")
@@ -439,7 +446,7 @@ class HetznerDriver(Driver):
             def delete() -> Any:
                 try:
                     with errors(what):
-                        return getattr(client, kind).delete(getattr(client, kind).get_by_id(resource_id)) or True
+                        return getattr(client, kind).delete(model(id=resource_id)) or True
                 except ResourceNotFound:
                     return True
 
