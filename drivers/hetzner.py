@@ -242,7 +242,7 @@ class HetznerDriver(Driver):
             from provision.fsutil import read_regular
 
             try:
-                raw = read_regular(str(Path(path).expanduser()), USER_DATA_LIMIT + 1)
+                raw = read_regular(str(Path(path).expanduser()), USER_DATA_LIMIT)
             except OSError as exc:
                 raise UsageError(f"--hetzner-user-data-file {path}: {exc.strerror}") from exc
             try:

@@ -465,3 +465,40 @@ def test_cli_without_a_token_is_one_line(hetzner: Hetzner, tmp_path: Path) -> No
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "No Hetzner Cloud API token found" in result.stderr
     assert hetzner.fake.requests == []
+
+
+def test_later_commands_read_the_hcloud_cli_context(hetzner: Hetzner, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = make_driver(hetzner, tmp_path)
+    driver.create()
+    # A new shell: no HCLOUD_TOKEN, but the hcloud CLI has a context with the project's token.
+    monkeypatch.delenv("HCLOUD_TOKEN")
+    write_cli_config(tmp_path / "home" / ".config" / "hcloud" / "cli.toml",
+                     f'active_context = "prod"\n[[contexts]]\nname = "prod"\ntoken = "{hetzner.token}"\n')
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    later = reopen(driver)
+    assert "hetzner_api_token" not in json.dumps(later.ctx.data) and hetzner.token not in json.dumps(later.ctx.data)
+    assert later.state() is MachineState.RUNNING
+    later.remove()
+    assert hetzner.fake.resources()["servers"] == []
+
+
+def test_user_data_from_a_file_and_a_file_that_is_not_one(hetzner: Hetzner, tmp_path: Path) -> None:
+    script = tmp_path / "user-data.sh"
+    script.write_text("#!/bin/sh\necho hello > /etc/motd\n")
+    driver = make_driver(hetzner, tmp_path, hetzner_user_data_file=str(script))
+    driver.create()
+    assert hetzner.fake.account.servers[driver.ctx.data["server_id"]]["_user_data"] == script.read_text()
+    driver.remove()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    too_big = tmp_path / "big"
+    too_big.write_text("#cloud-config\n" + "#" * (33 * 1024))
+    for path, message in ((fifo, "user-data-file"), (too_big, "larger than 32768 bytes"),
+                          (tmp_path / "absent", "No such file")):
+        with pytest.raises(UsageError, match=message):
+            make_driver(hetzner, tmp_path, hetzner_user_data_file=str(path)).create()
+    assert hetzner.fake.resources()["servers"] == []
+    too_long = "#cloud-config\n" + "#" * (33 * 1024)
+    with pytest.raises(UsageError, match="over the API's 32 KiB"):
+        make_driver(hetzner, tmp_path, hetzner_user_data=too_long).create()
