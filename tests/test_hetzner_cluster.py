@@ -115,3 +115,43 @@ def test_a_machine_on_no_cluster_network_says_how_to_get_one(hetzner: Hetzner, t
     assert driver.cluster_address().startswith("10.77.")
     rollback(driver, last=True)
     assert hetzner.fake.resources() == EMPTY
+
+
+def test_members_created_at_once_share_one_network(hetzner: Hetzner, tmp_path: Path) -> None:
+    """`create -n 2 --swarm` makes its members concurrently: both may find no network and create one; the
+    loser of that race (uniqueness_error) joins the winner's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    members = [member(hetzner, tmp_path, f"web-{n}") for n in (1, 2)]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda driver: driver.create(), members))
+    assert hetzner.fake.resources()["networks"] == [NETWORK]
+    ids = {m.ctx.data["cluster_networks"]["web"] for m in members}
+    assert len(ids) == 1 and len({m.cluster_address() for m in members}) == 2
+    rollback(members[0], last=False)
+    rollback(members[1], last=True)
+    assert hetzner.fake.resources() == EMPTY
+
+
+def test_the_loser_of_the_network_race_joins_the_winners(hetzner: Hetzner, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from provision_drivers import hz_cluster
+
+    first = member(hetzner, tmp_path, "web-1")
+    first.create()
+    real, looks = hz_cluster._find, []
+
+    def missed_once(*args: Any, **kwargs: Any) -> Any:
+        looks.append(1)
+        return None if len(looks) == 1 else real(*args, **kwargs)  # made by web-1 just after this look
+
+    monkeypatch.setattr(hz_cluster, "_find", missed_once)
+    second = member(hetzner, tmp_path, "web-2")
+    second.create()
+    posts = [r for r in hetzner.fake.requests if (r["method"], r["path"]) == ("POST", "/v1/networks")]
+    assert len(posts) == 2 and hetzner.fake.resources()["networks"] == [NETWORK]
+    assert second.ctx.data["cluster_networks"] == first.ctx.data["cluster_networks"]
+    monkeypatch.setattr(hz_cluster, "_find", real)
+    rollback(first, last=False)
+    rollback(second, last=True)
+    assert hetzner.fake.resources() == EMPTY
