@@ -337,7 +337,7 @@ class HetznerDriver(Driver):
         return str(address)
 
     def engine_url(self) -> str:
-        return f"tcp://{self.ip()}:{self.engine_port}"
+        return f"tcp://{self.ip()}:{self.engine_port()}"
 
     def ssh_endpoint(self) -> SSHEndpoint:
         return SSHEndpoint(host=self.ip(), port=SSH_PORT, user=str(self.ctx.data.get("ssh_user") or "root"),

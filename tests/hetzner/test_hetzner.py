@@ -25,7 +25,7 @@ from provision_drivers.hz_token import find_token
 from test_google import Checkpoints, make_key, run_cli
 
 pytestmark = pytest.mark.hetzner
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LABELS = {"provisioned-by": "provision"}
 
 
