@@ -6,9 +6,16 @@ Fixtures for the real services live in the ``fixtures_*`` plugin modules below.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# The tests sit in a folder per real part they need; a module of one folder borrows helpers of another
+# (every cloud's tests reuse the checkpoint and CLI helpers written for the first), so each folder is
+# importable by module name, as the folder of the module being run already is.
+_TESTS = Path(__file__).resolve().parent
+sys.path[1:1] = [str(d) for d in sorted(_TESTS.iterdir()) if d.is_dir() and any(d.glob("test_*.py"))]
 
 pytest_plugins = ["fixtures_dockerd", "fixtures_sshd", "fixtures_vm", "fixtures_moto", "fixtures_gce"]
 
