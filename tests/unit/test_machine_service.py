@@ -1,0 +1,66 @@
+"""The machine service's seams: steps registered under ``provision.before_remove`` run inside ``rm``, after
+it has read what it needs and before it removes anything, and one that refuses stops the rm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provision import registry
+from provision.errors import ProvisionError
+from provision.machines import CreateRequest, Machines
+
+
+def _machine(tmp_path: Path, name: str = "web") -> Machines:
+    service = Machines.open(tmp_path / "store")
+    service.create(CreateRequest(name=name, driver="none", driver_flags={"url": "tcp://127.0.0.1:1"}))
+    return service
+
+
+def test_the_swarm_drains_a_member_through_the_declared_hook() -> None:
+    from provision.swarm import leave_before_remove
+
+    assert leave_before_remove in registry.before_remove_hooks()
+
+
+def test_before_remove_hooks_run_once_with_the_machine_still_there(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _machine(tmp_path)
+    seen: list[tuple[Any, str, bool, bool]] = []
+
+    def hook(svc: Machines, name: str, force: bool) -> None:
+        seen.append((svc, name, force, svc.store.exists(name)))
+
+    monkeypatch.setattr(registry, "before_remove_hooks", lambda: [hook])
+    assert service.remove("web", force=True) == []
+    assert seen == [(service, "web", True, True)]
+    assert not service.store.exists("web")
+
+
+def test_a_hook_that_refuses_stops_the_rm_and_keeps_everything(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    service = _machine(tmp_path)
+    before = service.store.load("web")
+
+    def refuse(svc: Machines, name: str, force: bool) -> None:
+        raise ProvisionError(f"{name} is the last manager of a swarm with workers")
+
+    monkeypatch.setattr(registry, "before_remove_hooks", lambda: [refuse])
+    with pytest.raises(ProvisionError, match="last manager"):
+        service.remove("web")
+    assert service.store.load("web") == before
+    assert service.docker.owner("web") == "web"
+
+
+def test_a_machine_outside_any_swarm_passes_the_swarm_hook_untouched(tmp_path: Path) -> None:
+    service = _machine(tmp_path)
+    from provision.swarm import leave_before_remove
+
+    from provision.errors import MachineNotFound
+
+    leave_before_remove(service, "web", False)  # not a member: nothing to drain, nothing dialled
+    assert service.store.exists("web")
+    with pytest.raises(MachineNotFound):  # the one line `rm gone` gives
+        leave_before_remove(service, "gone", False)
