@@ -100,6 +100,10 @@ def _plain(node: Any, where: tuple[str | int, ...], lines: Lines, source: str, l
     import yaml
 
     lines[where] = node.start_mark.line + 1
+    standard = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}
+    if type(node) in standard and node.tag != standard[type(node)]:
+        raise ProjectFileError(f"{source}:{node.start_mark.line + 1}: {_dotted(where)}: the tag {node.tag} is not "
+                               "allowed")
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -166,7 +170,7 @@ def _error(source: str, lines: Lines, where: tuple[str | int, ...], message: str
 
 
 # -- ${VAR} as compose has it -------------------------------------------------------------------------
-_REFERENCE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*)|)")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BRACED = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>.*))?$", re.S)
 
 
@@ -176,34 +180,62 @@ class InterpolationError(Exception):
 
 def interpolate(text: str, environ: Mapping[str, str]) -> str:
     """``$VAR``, ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?error}``, ``${VAR?error}``,
-    ``${VAR:+alternative}``, ``${VAR+alternative}`` and ``$$`` for a dollar sign, as compose reads them."""
-
-    def one(match: re.Match[str]) -> str:
-        if match.group("escaped"):
-            return "$"
-        named = match.group("named")
-        if named:
-            return environ.get(named, "")
-        braced = match.group("braced")
-        if braced is None:
+    ``${VAR:+alternative}``, ``${VAR+alternative}`` (defaults may hold references themselves) and ``$$``
+    for a dollar sign, as compose reads them."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        dollar = text.find("$", i)
+        if dollar < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:dollar])
+        rest = text[dollar + 1:]
+        if rest.startswith("$"):
+            out.append("$")
+            i = dollar + 2
+        elif rest.startswith("{"):
+            end = _closing_brace(text, dollar + 2)
+            out.append(_braced(text[dollar + 2:end], environ))
+            i = end + 1
+        elif named := _NAME.match(rest):
+            out.append(environ.get(named.group(0), ""))
+            i = dollar + 1 + named.end()
+        else:
             raise InterpolationError("a lone $ (write $$ for a dollar sign)")
-        parts = _BRACED.match(braced)
-        if not parts:
-            raise InterpolationError(f"invalid interpolation format ${{{braced}}}")
-        name, op, arg = parts.group("name"), parts.group("op"), parts.group("arg") or ""
-        value = environ.get(name)
-        empty = value is None or (value == "" and op is not None and op.startswith(":"))
-        if op is None:
-            return value or ""
-        if op.endswith("-"):
-            return interpolate(arg, environ) if empty else str(value)
-        if op.endswith("+"):
-            return "" if empty else interpolate(arg, environ)
-        if empty:  # ? and :?
-            raise InterpolationError(f"required variable {name} is missing a value" + (f": {arg}" if arg else ""))
-        return str(value)
+    return "".join(out)
 
-    return _REFERENCE.sub(one, text)
+
+def _closing_brace(text: str, start: int) -> int:
+    depth, i = 1, start
+    while i < len(text):
+        if text.startswith("${", i):
+            depth, i = depth + 1, i + 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise InterpolationError(f"invalid interpolation format ${text[start - 1:]} (no closing brace)")
+
+
+def _braced(inner: str, environ: Mapping[str, str]) -> str:
+    parts = _BRACED.match(inner)
+    if not parts:
+        raise InterpolationError(f"invalid interpolation format ${{{inner}}}")
+    name, op, arg = parts.group("name"), parts.group("op"), parts.group("arg") or ""
+    value = environ.get(name)
+    empty = value is None or (value == "" and op is not None and op.startswith(":"))
+    if op is None:
+        return value or ""
+    if op.endswith("-"):
+        return interpolate(arg, environ) if empty else str(value)
+    if op.endswith("+"):
+        return "" if empty else interpolate(arg, environ)
+    if empty:  # ? and :?
+        raise InterpolationError(f"required variable {name} is missing a value" + (f": {arg}" if arg else ""))
+    return str(value)
 
 
 def _interpolate_tree(value: Any, environ: Mapping[str, str], where: tuple[str | int, ...], source: str,
@@ -250,6 +282,8 @@ def _check_schema(data: Any, source: str, lines: Lines) -> None:
     if errors:
         error = errors[0]
         where = tuple(error.absolute_path)
+        if "propertyNames" in error.schema_path:  # the bad name is a key: point at its line
+            where = (*where, error.instance)
         raise _error(source, lines, where, _schema_message(error))
 
 
@@ -258,7 +292,7 @@ def _schema_message(error: Any) -> str:
         allowed = set(error.schema.get("properties", {}))
         extra = sorted(k for k in error.instance if k not in allowed)
         return f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)} (known: {', '.join(sorted(allowed))})"
-    if error.validator == "propertyNames":
+    if "propertyNames" in error.schema_path:
         return f"the name {error.instance!r} is not allowed: use lower-case letters, digits and -"
     if error.validator == "anyOf":
         return "expected text, a number, true/false, or a list of them"
