@@ -100,8 +100,10 @@ def up(ctx: typer.Context, file: str = FILE, name: str = NAME,
 
 @app.command("down", help="Remove the project's stacks and machines (never a machine outside the project)")
 def down(ctx: typer.Context, file: str = FILE, name: str = NAME,
-         yes: bool = typer.Option(False, "-y", "--yes", help="Do not ask for confirmation")) -> None:
+         yes: bool = typer.Option(False, "-y", "--yes", help="Do not ask for confirmation"),
+         parallel: int = typer.Option(4, "--parallel", help="Remove at most this many workers at a time")) -> None:
     project, _ = _load(ctx, file, name, required=False)
+    project.parallel = max(1, parallel)
     names = [r.name for r in project.records()]
     if not names:
         out(f'Project "{project.name}" has no machines.\n')
