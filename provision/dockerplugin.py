@@ -19,7 +19,7 @@ PLUGIN_NAME = "machine"
 PLUGIN_FILE = "docker-machine"
 METADATA_COMMAND = "docker-cli-plugin-metadata"
 PLUGINS_DIR = "cli-plugins"
-MARKER = "provision.cli.plugin"  # in every plugin file we write: one that lacks it is someone else's
+MARKER = "provision.cli.pluginmain"  # in every plugin file we write: one that lacks it is someone else's
 
 
 def metadata() -> dict[str, str]:

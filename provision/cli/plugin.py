@@ -1,5 +1,5 @@
-"""``provision install-docker-plugin`` and ``provision completion SHELL``; ``plugin_main`` is what the
-installed ``docker-machine`` plugin runs."""
+"""``provision install-docker-plugin`` and ``provision completion SHELL`` (the installed plugin runs
+``provision.cli.pluginmain``)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,6 @@ from .app import app, machines, out
 
 # Commands whose positional arguments are not machine names (or that have none to complete).
 NOT_NAMES = frozenset({"create", "import", "completion", "scp", "migrate", "install-docker-plugin"})
-
-
-def plugin_main(argv: list[str]) -> int:
-    """``docker machine ARGS`` runs ``docker-machine machine ARGS``; the docker CLI lists the plugin by
-    running ``docker-machine docker-cli-plugin-metadata``."""
-    from provision.dockerplugin import METADATA_COMMAND, PLUGIN_NAME, metadata_json
-
-    if argv[:1] == [METADATA_COMMAND]:
-        print(metadata_json())
-        return 0
-    if argv[:1] == [PLUGIN_NAME]:
-        argv = argv[1:]
-    from .main import main
-
-    return main(argv)
 
 
 @app.command("install-docker-plugin", help="Install `docker machine` as a docker CLI plugin ($DOCKER_CONFIG/cli-plugins)")
