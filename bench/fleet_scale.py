@@ -162,11 +162,26 @@ def nothing_left(work: Path, provision: Provision, count: int) -> str:
     return "nothing left" if ok else f"LEFT: machines={listed.stdout.split()} contexts={contexts} swarm={states}"
 
 
+def report(figures: list[tuple[str, float, str]], args: argparse.Namespace, swarm: list[str], roles: list[str],
+           by_hand: float) -> None:
+    width = max(len(f[0]) for f in figures)
+    for what, took, note in figures:
+        print(f"{what:<{width}}  {took:7.1f} s  {note}")
+    single = figures[0][1]
+    fleet_up = figures[3][1]
+    print(f"\nup of {args.hosts} / up of 1: {fleet_up / single:.2f}x (goal: at most 3x)")
+    print(f"up of {args.hosts} / by hand: {fleet_up / by_hand:.2f}x")
+    print(f"swarm after up: {swarm.count('active')} of {args.hosts} engines active; roles "
+          f"{roles.count('manager')} managers, {roles.count('worker')} workers")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--managers", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--log", type=Path, help="Write the progress lines of the fleet's up and down here")
+    parser.add_argument("--skip-by-hand", action="store_true", help="Time only up and down, not sequential creates")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the bench makes network namespaces and starts dockerd")
@@ -199,14 +214,23 @@ def main() -> None:
         took, done = provision("up", "--parallel", str(args.parallel), cwd=fleet)
         figures.append((f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}", took,
                         done.stdout.strip()))
+        if args.log:
+            args.log.write_text(f"$ provision up --parallel {args.parallel}\n{done.stdout}{done.stderr}")
         swarm = [s for s in swarm_states(work, args.hosts)]
         took, again = provision("up", cwd=fleet)
         figures.append(("up again (no change)", took, again.stdout.strip()))
         _, ps = provision("ps", "--json", cwd=fleet)
         roles = [row["Role"] for row in json.loads(ps.stdout)]
-        took, _ = provision("down", "-y", "--parallel", str(args.parallel), cwd=fleet)
+        took, down = provision("down", "-y", "--parallel", str(args.parallel), cwd=fleet)
+        if args.log:
+            with args.log.open("a") as log:
+                log.write(f"\n$ provision down -y --parallel {args.parallel}\n{down.stdout}{down.stderr}")
         figures.append((f"down, {args.hosts} machines", took, nothing_left(work, provision, args.hosts)))
 
+        by_hand = float("nan")
+        if args.skip_by_hand:
+            report(figures, args, swarm, roles, by_hand)
+            return
         # The same hosts by hand: one create after another, then swarm init and one join after another.
         started = time.monotonic()
         seq = [f"seq-{i}" for i in range(1, args.hosts + 1)]
@@ -225,15 +249,7 @@ def main() -> None:
         figures.append((f"rm of {args.hosts} (one command)", time.monotonic() - started,
                         nothing_left(work, provision, args.hosts)))
 
-        width = max(len(f[0]) for f in figures)
-        for what, took, note in figures:
-            print(f"{what:<{width}}  {took:7.1f} s  {note}")
-        single = figures[0][1]
-        fleet_up = figures[3][1]
-        print(f"\nup of {args.hosts} / up of 1: {fleet_up / single:.2f}x (goal: at most 3x)")
-        print(f"up of {args.hosts} / by hand: {fleet_up / by_hand:.2f}x")
-        print(f"swarm after up: {swarm.count('active')} of {args.hosts} engines active; roles "
-              f"{roles.count('manager')} managers, {roles.count('worker')} workers")
+        report(figures, args, swarm, roles, by_hand)
     finally:
         stop_engines(work, procs)
         remove_network(args.hosts)

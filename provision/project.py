@@ -20,6 +20,9 @@ from .reconcile import GROUP_LABEL, PROJECT_LABEL, STACKS_FACT, Plan, labels_of
 from .record import MachineRecord
 
 MachineProgress = Callable[[str, str], None]  # (machine or stack, message)
+# Workers joining a swarm at once, whatever --parallel says: a join costs a machine one API call and a wait
+# for its node to be Ready, so joins are bounded by what the managers take, not by what making a machine costs.
+JOINS_AT_ONCE = 16
 
 
 @dataclass
@@ -167,7 +170,8 @@ class Project:
         if leader in result.failed:
             return
         if workers:
-            with ThreadPoolExecutor(max_workers=min(self.parallel, len(workers)), thread_name_prefix="join") as pool:
+            at_once = min(max(self.parallel, JOINS_AT_ONCE), len(workers))
+            with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="join") as pool:
                 list(pool.map(attempt, workers))
 
     # -- removal ---------------------------------------------------------------------------------------

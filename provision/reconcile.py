@@ -12,6 +12,7 @@ Planning reads and never writes; ``observe`` asks each driver for its state, all
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,9 +183,9 @@ def _plan_swarm(result: Plan, project: ProjectSpec, wanted: dict[str, GroupSpec]
             result.swarm.append(SwarmStep(name, JOIN, group.role))
 
 
-def machine_order(name: str) -> tuple[str, int]:
-    base, _, number = name.rpartition("-")
-    return (base, int(number)) if number.isdigit() else (name, 0)
+def machine_order(name: str) -> list[str | int]:
+    """Natural order: shop-w2-1 before shop-w10-1."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _plan_stacks(result: Plan, project: ProjectSpec, observed: dict[str, Observed]) -> None:
