@@ -312,7 +312,7 @@ def load(path: Path, *, environ: Mapping[str, str], project_name: str | None = N
     name = project_name or data.get("name") or default_project_name(path.parent)
     if not re.match(r"^[a-z0-9][a-z0-9-]*$", name) or len(name) > 40:
         raise UsageError(f'Error: project name "{name}" must be lower-case letters, digits and -, at most 40 characters')
-    groups = tuple(_group(group, body, source, lines) for group, body in data["machines"].items())
+    groups = tuple(_group(group, body, source, lines, environ) for group, body in data["machines"].items())
     stacks = tuple(_stack(stack, text, path.parent, source, lines) for stack, text in (data.get("stacks") or {}).items())
     spec = ProjectSpec(name=name, path=path, groups=groups, stacks=stacks,
                        advertise=(data.get("swarm") or {}).get("advertise-addr"))
@@ -323,9 +323,10 @@ def load(path: Path, *, environ: Mapping[str, str], project_name: str | None = N
     return spec
 
 
-def _group(name: str, body: dict[str, Any], source: str, lines: Lines) -> GroupSpec:
+def _group(name: str, body: dict[str, Any], source: str, lines: Lines, environ: Mapping[str, str]) -> GroupSpec:
     from . import registry
     from .createflags import ENGINE_OPTIONS
+    from .options import convert, resolve_options
 
     where = ("machines", name)
     try:
@@ -344,12 +345,14 @@ def _group(name: str, body: dict[str, Any], source: str, lines: Lines) -> GroupS
         if isinstance(raw, list) and not spec.multiple:
             raise _error(source, lines, at, "takes one value, not a list")
         try:
-            from .options import convert
-
             options[key] = convert(spec, [str(v) for v in raw] if isinstance(raw, list)
                                    else (raw if isinstance(raw, bool) else str(raw)), f"--{flag}")
         except ProvisionError as exc:
             raise _error(source, lines, at, exc.message) from None
+    try:  # a required flag neither the file nor the environment gives fails here, not at each machine's create
+        resolve_options(driver.options, {k: v for k, v in options.items() if k in own}, environ, f'driver "{driver.name}"')
+    except ProvisionError as exc:
+        raise _error(source, lines, (*where, "options"), exc.message) from None
     return GroupSpec(name=name, driver=driver.name, count=int(body.get("count", 1)), role=body.get("swarm"),
                      options=options)
 

@@ -147,6 +147,8 @@ def test_env_file_fills_variables_and_the_shell_wins(tmp_path: Path) -> None:
     ("machines:\n  web: {driver: none, swarm: worker, options: {url: 'tcp://h:1'}}\n", 1, "machines",
      "a swarm needs at least one machine with swarm: manager"),
     ("machines: {}\n", 1, "machines", "should be non-empty"),
+    ("machines:\n  web:\n    driver: none\n    options: {engine-label: [a=b]}\n", 4, "machines.web.options",
+     'driver "none" needs --url (or set NONE_URL)'),
     ("name: shop\nmachines:\n  web: {driver: none\n", 4, "", "not valid YAML"),
     ("- a\n- b\n", 1, "", "must be a mapping"),
     ("version: 3\nmachines:\n  web: {driver: none}\n", 1, "(top)", "unknown key version"),
