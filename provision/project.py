@@ -14,7 +14,7 @@ from typing import Any
 
 from . import reconcile, stacks
 from .errors import ProvisionError
-from .machines import CreateRequest, Machines, _describe
+from .machines import CreateRequest, Machines
 from .projectfile import GroupSpec, ProjectSpec
 from .reconcile import GROUP_LABEL, PROJECT_LABEL, STACKS_FACT, Plan, labels_of
 from .record import MachineRecord
@@ -100,8 +100,8 @@ class Project:
                         result.made.append(name)
                         self.progress(name, "created")
                     except Exception as exc:  # noqa: BLE001 - reported per machine; the others go on
-                        result.failed[name] = _describe(exc)
-                        self.progress(name, f"failed: {_describe(exc)}")
+                        result.failed[name] = _why(exc)
+                        self.progress(name, f"failed: {_why(exc)}")
         self._swarm(plan, result)
         self._remove(plan.of_kind(reconcile.REMOVE), result)
         self._deploy(plan, result)
@@ -262,6 +262,13 @@ class Project:
             listings = list(pool.map(lambda r: self.service.probe(r, False, timeout), records))
         return [ProjectMachine(r.name, labels_of(r).get(GROUP_LABEL, ""), r.swarm_role or "", row.state, row.url,
                                row.docker, row.error) for r, row in zip(records, listings, strict=True)]
+
+
+def _why(exc: BaseException) -> str:
+    """One line for a machine that could not be made: the user-facing message, else what the bug was."""
+    if isinstance(exc, ProvisionError):
+        return exc.message + (f" ({exc.hint})" if exc.hint else "")
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
 def _leader_of(records: dict[str, MachineRecord]) -> str | None:
