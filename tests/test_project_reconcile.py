@@ -274,3 +274,13 @@ def test_broken_record_is_not_an_error_for_plan_or_ps(tmp_path: Path) -> None:
     planned = run("plan", cwd=tmp_path)
     assert planned.returncode == 0 and "replace" in planned.stdout
     assert run("ps", cwd=tmp_path).returncode == 0
+
+
+def test_up_dry_run_is_the_plan_and_touches_nothing(tmp_path: Path) -> None:
+    write_file(tmp_path, count=2)
+    planned = run("plan", "--json", cwd=tmp_path, check=True).stdout
+    assert run("up", "--dry-run", "--json", cwd=tmp_path, check=True).stdout == planned
+    table = run("up", "--dry-run", cwd=tmp_path, check=True).stdout
+    assert table == run("plan", cwd=tmp_path, check=True).stdout and table.startswith("ACTION")
+    assert machines_in_store() == []
+    assert run("up", "--parallel", "0", cwd=tmp_path).stderr == "Error: --parallel must be at least 1\n"
