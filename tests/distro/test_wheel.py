@@ -54,6 +54,10 @@ def test_wheel_runs_commands_and_finds_templates(venv: Path, tmp_path: Path) -> 
     assert "wheel-test" in cli("ls", "-q")
     assert 'DOCKER_HOST="tcp://127.0.0.1:23764"' in cli("env", "--shell", "bash", "wheel-test")
     cli("rm", "-y", "wheel-test")
+    # The project file's JSON Schema ships in the package: a bad key is caught with its line.
+    (tmp_path / "provision.yml").write_text("machines:\n  web:\n    driver: none\n    cuont: 2\n")
+    bad = subprocess.run([str(bin_dir / "provision"), "plan"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("provision.yml:2: machines.web: unknown key cuont"), bad.stderr
     # Every template of the tree ships in the wheel and renders from the installed package, not the checkout.
     names = sorted(str(p.relative_to(REPO / "templates")) for p in (REPO / "templates").rglob("*")
                    if p.is_file() and not p.name.startswith("."))
