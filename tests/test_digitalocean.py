@@ -190,7 +190,8 @@ def test_an_interrupt_at_every_checkpoint_is_cleaned_up(do: DO, tmp_path: Path) 
             left = do.fake.resources()
             interrupted.append(len(interrupted) + 1)
             assert left == baseline, f"interrupted at checkpoint {interrupted[-1]}: {left}"
-    assert len(interrupted) >= 8  # settings, tag, key name and id, firewall name and id, droplet name and id
+    # settings, tag, key name and id, firewall name and id, droplet name and id, addresses
+    assert len(interrupted) == 9
     snapshots = driver.ctx.checkpoint.snapshots
     first = {key: next(i for i, s in enumerate(snapshots) if key in s)
              for key in ("tag", "key_name", "key_id", "firewall_name", "firewall_id", "droplet_name", "droplet_id")}
@@ -249,6 +250,22 @@ def test_a_failure_at_each_step_leaves_nothing(do: DO, tmp_path: Path, label: st
     left = do.fake.resources()
     assert left["droplets"] == left["ssh_keys"] == left["firewalls"] == [], left
     assert set(left["tags"]) <= {"provision"}, left
+
+
+def test_a_token_revoked_mid_create_leaves_what_it_cannot_delete_until_rm_runs_again(do: DO, tmp_path: Path) -> None:
+    do.fake.faults.append(Fault("POST", "/v2/droplets", 401, "unauthorized", "Unable to authenticate you"))
+    driver = make_driver(do, tmp_path)
+    with pytest.raises(CredentialsError, match="refused the token"):
+        driver.create()
+    do.fake.tokens.clear()  # revoked for good: the rollback cannot delete anything
+    with pytest.raises(DriverError, match="Could not remove everything") as refused:
+        reopen(driver).remove()
+    assert f"carries the tag {driver.ctx.data['tag']}" in refused.value.hint
+    left = do.fake.resources()
+    assert (len(left["ssh_keys"]), len(left["firewalls"]), left["droplets"]) == (1, 1, [])
+    do.fake.tokens.add(TOKEN)  # a valid token again: `provision rm` finishes the job
+    reopen(driver).remove()
+    assert do.fake.resources() == EMPTY
 
 
 def test_a_fingerprint_key_is_used_and_never_deleted(do: DO, tmp_path: Path) -> None:
