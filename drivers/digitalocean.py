@@ -24,6 +24,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from provision import waiting
 from provision.driver import KEEP_SHARED, Capabilities, Driver, MachineState, OptionSpec, SSHEndpoint
 from provision.errors import DriverError, UsageError
 
@@ -231,10 +232,14 @@ class DigitalOceanDriver(Driver):
         droplet_id = int(reply["droplet"]["id"])
         self._save(droplet_id=droplet_id)
         actions = [a for a in (reply.get("links") or {}).get("actions", []) if a.get("rel") == "create"]
+        self.ctx.progress(f"Waiting for Droplet {droplet_id} to be created")
         if actions:
-            self.ctx.progress(f"Waiting for Droplet {droplet_id} to be created")
             action = api.call("Reading the create action", "actions", "get", actions[0]["id"])["action"]
             api.wait_action(action, f"Creating Droplet {droplet_id}", CREATE_TIMEOUT)
+        else:  # a compatible API that links no action: the Droplet's own status says when it is built
+            waiting.wait_for(f"Droplet {droplet_id} to become active",
+                             lambda: self._droplet(api).get("status") == "active", timeout=CREATE_TIMEOUT,
+                             interval=0.5, backoff=1.5, max_interval=5.0)
 
     # -- remove ----------------------------------------------------------------------------------
     def remove(self) -> None:

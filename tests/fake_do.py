@@ -11,7 +11,7 @@ Resources: account, account SSH keys (by id or fingerprint), tags (creating one 
 on the real API; tagging and untagging resources), Droplets (create answers 202 with a ``create`` action
 in ``links.actions``; status ``new`` until that action completes, then ``active`` with its networks; a
 Droplet limit enforced with 422), Droplet actions (power_on, power_off, shutdown, reboot, power_cycle)
-and ``/v2/actions/{id}``: actions stay ``in-progress`` for a few polls, then ``completed`` (or ``errored``
+and ``/v2/actions/{id}``: actions stay ``in-progress`` for a few polls or seconds, then ``completed`` (or ``errored``
 when told), firewalls (create checks that the tags exist; listing; delete).
 
 It serves HTTPS (the SDK refuses to send a bearer token over plain HTTP) with a certificate for
@@ -142,11 +142,12 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 class FakeDigitalOcean:
     """The fake server. Use as a context manager; ``url`` is its endpoint, ``tokens`` the ones it accepts."""
 
-    def __init__(self, *, action_polls: int = 2, tokens: tuple[str, ...] = ("dop_v1_test",),
+    def __init__(self, *, action_polls: int = 2, action_seconds: float = 2.0, tokens: tuple[str, ...] = ("dop_v1_test",),
                  public_addresses: Iterator[str] | None = None, readdress_on_start: bool = False) -> None:
         self.account = Account()
         self.tokens = set(tokens)
-        self.action_polls = action_polls
+        self.action_polls = action_polls  # an action is in-progress for this many polls,
+        self.action_seconds = action_seconds  # or this long, whichever comes first
         # The real API keeps a Droplet's public address across power cycles; this knob stands for an address
         # that changed anyway (a reserved IP moved away), so tests can check that `start` notices.
         self.readdress_on_start = readdress_on_start
@@ -249,6 +250,7 @@ class FakeDigitalOcean:
             if not authorization.startswith("Bearer ") or authorization[7:] not in self.tokens:
                 raise ApiError(401, "unauthorized", "Unable to authenticate you")
             self.rate_remaining -= 1
+            self._finish_due_actions()
             if self.rate_remaining < 0:
                 raise ApiError(429, "too_many_requests", "API Rate limit exceeded.")
             for fault in self.faults:
@@ -461,7 +463,8 @@ class FakeDigitalOcean:
                 break
         action = {"id": next(self._action_ids), "status": "in-progress", "type": kind, "started_at": _now(),
                   "completed_at": None, "resource_id": droplet["id"], "resource_type": "droplet",
-                  "region_slug": droplet["region"]["slug"], "_polls": self.action_polls, "_errored": errored}
+                  "region_slug": droplet["region"]["slug"], "_polls": self.action_polls, "_errored": errored,
+                  "_due": time.monotonic() + self.action_seconds}
         self.account.actions[action["id"]] = action
         return action
 
@@ -473,12 +476,20 @@ class FakeDigitalOcean:
         action = self._new_action(kind, droplet)
         return {k: v for k, v in action.items() if not k.startswith("_")}
 
+    def _finish_due_actions(self) -> None:
+        """Actions also finish on their own, polled or not, as the real ones do."""
+        for action in self.account.actions.values():
+            if action["status"] == "in-progress" and time.monotonic() >= action["_due"]:
+                self._finish(action)
+
     def _poll(self, action: dict[str, Any]) -> None:
         if action["status"] != "in-progress":
             return
         action["_polls"] -= 1
-        if action["_polls"] > 0:
-            return
+        if action["_polls"] <= 0:
+            self._finish(action)
+
+    def _finish(self, action: dict[str, Any]) -> None:
         action["completed_at"] = _now()
         if action["_errored"]:
             action["status"] = "errored"

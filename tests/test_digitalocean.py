@@ -159,6 +159,21 @@ def test_every_call_and_poll_goes_to_the_endpoint_and_actions_are_polled(do: DO,
     assert len(polls) == 2 and len(set(polls)) == 1  # in-progress once, then completed
 
 
+def test_without_a_linked_action_the_droplet_status_is_awaited(do: DO, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = do.fake._create_droplet
+
+    def unlinked(body: dict[str, Any]) -> tuple[int, Any]:
+        status, reply = answer(body)
+        reply["links"].pop("actions")
+        return status, reply
+
+    monkeypatch.setattr(do.fake, "_create_droplet", unlinked)
+    driver = make_driver(do, tmp_path)
+    driver.create()
+    assert do.fake.droplet(driver.ctx.data["droplet_id"])["status"] == "active" and driver.ip()
+
+
 def test_listings_are_followed_page_by_page(do: DO, tmp_path: Path) -> None:
     for n in range(205):  # more keys than one page of 200
         make_key(tmp_path / "keys" / str(n))
