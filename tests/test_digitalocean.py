@@ -440,3 +440,13 @@ def test_cli_token_on_the_command_line_is_never_stored(do: DO, tmp_path: Path,
     store = Path(os.environ["PROVISION_STORAGE_PATH"])
     assert not [p for p in store.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert do.fake.resources()["droplets"] == []
+
+
+def test_cli_without_a_token_is_one_line_and_leaves_nothing(do: DO, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DIGITALOCEAN_ACCESS_TOKEN")
+    result = run_cli(tmp_path, "create", "-d", "digitalocean", "--digitalocean-endpoint", do.endpoint, "dm3")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "No DigitalOcean access token found" in result.stderr and "Traceback" not in result.stderr, last
+    assert machines_in_store() == [] and do.fake.requests == []
