@@ -19,6 +19,9 @@ traffic goes over their VPC (private) addresses. The firewall and tag go with th
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hashlib
 import re
 import secrets
 from pathlib import Path
@@ -74,6 +77,16 @@ OPTIONS: tuple[OptionSpec, ...] = (
     _opt("tags", "Extra tags, comma-separated"),
     _opt("endpoint", "API base URL (a proxy or a compatible API; HTTPS)"),
 )
+
+
+def md5_fingerprint(public_line: str) -> str:
+    """DigitalOcean's key fingerprint: the MD5 of the key blob, as colon-separated hex pairs."""
+    try:
+        blob = base64.b64decode(public_line.split()[1], validate=True)
+    except (IndexError, ValueError) as exc:
+        raise UsageError("the SSH public key is not an OpenSSH public key line") from exc
+    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
 
 
 def parse_tags(text: str | None) -> list[str]:
@@ -186,7 +199,9 @@ class DigitalOceanDriver(Driver):
                 raise UsageError(f"--digitalocean-userdata {path}: {exc.strerror}") from exc
         merged = merge_user_data(tool_cloud_config(self.ctx.machine_name, int(self.ctx.option("digitalocean_ssh_port"))),
                                  raw, f"--digitalocean-userdata {path}")
-        if merged[:2] == b"\x1f\x8b" or len(merged) > USER_DATA_LIMIT:
+        if merged[:2] == b"\x1f\x8b":  # packed for EC2's 16 KiB; DigitalOcean takes 64 KiB of text
+            merged = gzip.decompress(merged)
+        if len(merged) > USER_DATA_LIMIT:
             raise UsageError(f"--digitalocean-userdata {path}: too large (DigitalOcean takes 64 KiB of text)")
         return merged.decode()
 
@@ -195,17 +210,26 @@ class DigitalOceanDriver(Driver):
         self.ctx.progress(f"Creating tag {tag}")
         api.call(f"Creating tag {tag}", "tags", "create", {"name": tag})
 
-    def _ensure_key(self, api: DigitalOceanApi, name: str, keypath: str | None) -> int | str:
+    def _ensure_key(self, api: DigitalOceanApi, name: str, keypath: str | None) -> int:
+        """The account key the Droplet gets: the user's (named by fingerprint, or already holding the public
+        half of ``--digitalocean-ssh-key-path``), used and never deleted; else one added for this machine."""
         fingerprint = self.ctx.option("digitalocean_ssh_key_fingerprint")
-        if fingerprint:
-            key = api.call(f"Finding SSH key {fingerprint}", "ssh_keys", "get", str(fingerprint).lower())["ssh_key"]
-            self._save(key_fingerprint=key["fingerprint"], key_id=key["id"], key_owned=False)
-            return int(key["id"])
         public = Path(f"{Path(keypath).expanduser()}.pub") if keypath else self.ctx.ssh_key_path.with_suffix(".pub")
+        line = "" if fingerprint else public.read_text().strip()
+        if keypath and not fingerprint:
+            fingerprint = md5_fingerprint(line)  # the account refuses a second copy of a key: use the first
+        if fingerprint:
+            try:
+                key = api.call(f"Finding SSH key {fingerprint}", "ssh_keys", "get", str(fingerprint).lower())["ssh_key"]
+            except ResourceNotFound:
+                if not line:
+                    raise
+            else:
+                self._save(key_fingerprint=key["fingerprint"], key_id=key["id"], key_owned=False)
+                return int(key["id"])
         self._save(key_name=name, key_owned=True)
         self.ctx.progress(f"Adding SSH key {name} to the account")
-        key = api.call(f"Adding SSH key {name}", "ssh_keys", "create",
-                       {"name": name, "public_key": public.read_text().strip()})["ssh_key"]
+        key = api.call(f"Adding SSH key {name}", "ssh_keys", "create", {"name": name, "public_key": line})["ssh_key"]
         self._save(key_id=key["id"], key_fingerprint=key["fingerprint"])
         return int(key["id"])
 
@@ -220,7 +244,8 @@ class DigitalOceanDriver(Driver):
 
     def _create_droplet(self, api: DigitalOceanApi, key_ref: int | str, user_data: str) -> None:
         opt = self.ctx.option
-        tags = list(dict.fromkeys([self.ctx.data["tag"], COMMON_TAG, *parse_tags(opt("digitalocean_tags"))]))
+        cluster = [cluster_label(self.ctx.cluster)] if self.ctx.cluster else []
+        tags = list(dict.fromkeys([self.ctx.data["tag"], COMMON_TAG, *cluster, *parse_tags(opt("digitalocean_tags"))]))
         body = {"name": self.ctx.machine_name, "region": opt("digitalocean_region"), "size": opt("digitalocean_size"),
                 "image": opt("digitalocean_image"), "ssh_keys": [key_ref], "backups": bool(opt("digitalocean_backups")),
                 "ipv6": bool(opt("digitalocean_ipv6")), "monitoring": bool(opt("digitalocean_monitoring")),

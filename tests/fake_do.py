@@ -93,14 +93,11 @@ def _now() -> str:
 
 def _md5_fingerprint(public_key: str) -> str:
     parts = public_key.split()
-    if len(parts) < 2:
-        raise unprocessable("Key invalid, key should be of the form `type key [comment]`")
     try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except ValueError as exc:
-        raise unprocessable("Key invalid, key should be of the form `type key [comment]`") from exc
-    digest = hashlib.md5(blob).hexdigest()
-    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+        digest = hashlib.md5(base64.b64decode(parts[1], validate=True)).digest()
+    except (IndexError, ValueError):
+        raise unprocessable("Key invalid, key should be of the form `type key [comment]`") from None
+    return ":".join(f"{byte:02x}" for byte in digest)
 
 
 @dataclass

@@ -295,6 +295,33 @@ def test_a_fingerprint_key_is_used_and_never_deleted(do: DO, tmp_path: Path) -> 
     assert do.fake.resources()["ssh_keys"] == ["my laptop"]
 
 
+def test_a_key_path_whose_key_is_in_the_account_already_uses_that_key(do: DO, tmp_path: Path) -> None:
+    make_key(tmp_path / "mine")
+    key = do.fake.add_key("uploaded long ago", (tmp_path / "mine" / "id_ed25519.pub").read_text())
+    driver = make_driver(do, tmp_path, digitalocean_ssh_key_path=str(tmp_path / "mine" / "id_ed25519"))
+    driver.create()
+    assert do.fake.droplet(driver.ctx.data["droplet_id"])["_request"]["ssh_keys"] == [key["id"]]
+    assert driver.ctx.data["key_owned"] is False
+    reopen(driver).remove()
+    assert do.fake.resources()["ssh_keys"] == ["uploaded long ago"]
+
+
+def test_user_data_is_merged_and_may_pass_ec2s_limit(do: DO, tmp_path: Path) -> None:
+    from provision_drivers.aws_userdata import parse_user_data
+
+    script = tmp_path / "ud.sh"
+    script.write_text("#!/bin/sh\necho hello > /tmp/hello\n# " + "x" * 30000 + "\n")
+    driver = make_driver(do, tmp_path, digitalocean_userdata=str(script))
+    driver.create()
+    sent = do.fake.droplet(driver.ctx.data["droplet_id"])["_request"]["user_data"]
+    parts = parse_user_data(sent.encode())
+    assert parts["user-data"][0] == "text/x-shellscript" and "echo hello" in parts["user-data"][1]
+    assert "hostname: m1" in parts["provision.cfg"][1]
+    script.write_text("#!/bin/sh\n# " + "x" * 70000 + "\n")
+    with pytest.raises(UsageError, match="too large"):
+        make_driver(do, tmp_path, "m2", digitalocean_userdata=str(script)).create()
+
+
 def test_others_resources_are_never_touched(do: DO, tmp_path: Path) -> None:
     other = make_driver(do, tmp_path / "other", "shared-name")
     other.create()
@@ -372,6 +399,7 @@ def test_unreachable_endpoint_is_one_clear_error(do: DO, tmp_path: Path) -> None
 def test_cluster_doors_between_members_only(do: DO, tmp_path: Path) -> None:
     a = make_driver(do, tmp_path, "a", cluster="blue")
     a.create()
+    assert "provision-cluster-blue" in do.fake.droplet(a.ctx.data["droplet_id"])["tags"]  # a member from birth
     b = make_driver(do, tmp_path, "b")
     b.create()
     for member in (a, b):
