@@ -82,7 +82,9 @@ def read_doctl_token(path: Path) -> str | None:
 
 def find_token(given: str | None, environ: Mapping[str, str]) -> Token:
     if given:
-        return Token(str(given), "--digitalocean-access-token")
+        # The core resolves the option from the variable too: name the source the user actually used.
+        source = TOKEN_ENV if environ.get(TOKEN_ENV) == given else "--digitalocean-access-token"
+        return Token(str(given), source)
     if environ.get(TOKEN_ENV):
         return Token(environ[TOKEN_ENV], TOKEN_ENV)
     path = doctl_config_path(environ)

@@ -78,6 +78,29 @@ class Fault:
     times: int = 1
 
 
+# The failures the tests (and bench/do_speed.py) inject, one per step of a create: a label, the fault, and a
+# piece of the one-line error the driver must give.
+FAILURES: list[tuple[str, Fault, str]] = [
+    ("token refused", Fault("GET", "/v2/account", 401, "unauthorized", "Unable to authenticate you"),
+     "Unable to authenticate you"),
+    ("tag create refused", Fault("POST", "/v2/tags", 422, "unprocessable_entity", "tag limit reached"),
+     "tag limit reached"),
+    ("SSH key quota", Fault("POST", "/v2/account/keys", 422, "unprocessable_entity", "SSH key limit exceeded"),
+     "SSH key limit exceeded"),
+    ("firewall quota", Fault("POST", "/v2/firewalls", 422, "unprocessable_entity", "firewall limit exceeded"),
+     "firewall limit exceeded"),
+    ("droplet quota", Fault("POST", "/v2/droplets", 422, "unprocessable_entity",
+                            "creating this/these droplet(s) will exceed your droplet limit"), "droplet limit"),
+    ("create action errored", Fault(action="create"), "errored"),
+    ("server error on create", Fault("POST", "/v2/droplets", 500, "server_error", "Server was unable to give you "
+                                     "a response.", times=10), "unable to give you a response"),
+    ("rate limited", Fault("POST", "/v2/droplets", 429, "too_many_requests", "API Rate limit exceeded.", times=10),
+     "rate limited"),
+    ("token revoked mid-create", Fault("POST", "/v2/droplets", 401, "unauthorized", "Unable to authenticate you"),
+     "refused the token"),
+]
+
+
 def _public(value: Any) -> Any:
     """The answer without the fake's own bookkeeping (keys starting with ``_``)."""
     if isinstance(value, dict):

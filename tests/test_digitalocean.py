@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from fake_do import Fault
+from fake_do import FAILURES, Fault
 from fixtures_do import DO, TOKEN, do, fake_do, trust_fake  # noqa: F401 - fixtures used by name
 from provision.driver import DriverContext, MachineState
 from provision.errors import CredentialsError, DriverError, UsageError
 from provision_drivers.digitalocean import OPTIONS, STATES, DigitalOceanDriver, firewall_rules, parse_tags
-from provision_drivers.do_api import doctl_config_path, find_token, read_doctl_token
+from provision_drivers.do_api import Token, doctl_config_path, find_token, read_doctl_token
 from test_google import Checkpoints, machines_in_store, make_key, run_cli
 
 pytestmark = pytest.mark.do
@@ -114,7 +114,10 @@ def test_token_from_flag_then_environment_then_doctl(tmp_path: Path) -> None:
     path.write_text("access-token: default-one\ncontext: work\nauth-contexts:\n  work: work-one\n")
     assert find_token(None, env).value == "work-one"
     assert find_token(None, {**env, "DIGITALOCEAN_ACCESS_TOKEN": "env-one"}).value == "env-one"
-    assert find_token("flag-one", {**env, "DIGITALOCEAN_ACCESS_TOKEN": "env-one"}).value == "flag-one"
+    assert find_token("flag-one", {**env, "DIGITALOCEAN_ACCESS_TOKEN": "env-one"}) == \
+        Token("flag-one", "--digitalocean-access-token")
+    # The core hands the variable's value over as the option's: the variable is named as the source.
+    assert find_token("env-one", {**env, "DIGITALOCEAN_ACCESS_TOKEN": "env-one"}).source == "DIGITALOCEAN_ACCESS_TOKEN"
     for hostile in ("- a list\n", "access-token: [1, 2]\n", "{{{", "\x00\xff"):
         path.write_text(hostile, errors="surrogateescape")
         assert read_doctl_token(path) is None
@@ -225,29 +228,6 @@ def test_a_droplet_whose_answer_was_lost_is_found_by_its_tag(do: DO, tmp_path: P
     lost.ctx.data.pop("key_id")
     lost.remove()
     assert do.fake.resources() == {**EMPTY, "tags": ["provision"]}
-
-
-# The failure table of the note: each injected failure, where it struck, and what the account held after the
-# core's rollback (remove()). The common tag "provision" is created with the first Droplet and is shared.
-FAILURES: list[tuple[str, Fault, str]] = [
-    ("token refused", Fault("GET", "/v2/account", 401, "unauthorized", "Unable to authenticate you"),
-     "Unable to authenticate you"),
-    ("tag create refused", Fault("POST", "/v2/tags", 422, "unprocessable_entity", "tag limit reached"),
-     "tag limit reached"),
-    ("SSH key quota", Fault("POST", "/v2/account/keys", 422, "unprocessable_entity", "SSH key limit exceeded"),
-     "SSH key limit exceeded"),
-    ("firewall quota", Fault("POST", "/v2/firewalls", 422, "unprocessable_entity", "firewall limit exceeded"),
-     "firewall limit exceeded"),
-    ("droplet quota", Fault("POST", "/v2/droplets", 422, "unprocessable_entity",
-                            "creating this/these droplet(s) will exceed your droplet limit"), "droplet limit"),
-    ("create action errored", Fault(action="create"), "errored"),
-    ("server error on create", Fault("POST", "/v2/droplets", 500, "server_error", "Server was unable to give you "
-                                     "a response.", times=10), "unable to give you a response"),
-    ("rate limited", Fault("POST", "/v2/droplets", 429, "too_many_requests", "API Rate limit exceeded.", times=10),
-     "rate limited"),
-    ("token revoked mid-create", Fault("POST", "/v2/droplets", 401, "unauthorized", "Unable to authenticate you"),
-     "refused the token"),
-]
 
 
 @pytest.mark.parametrize("label, fault, message", FAILURES, ids=[f[0] for f in FAILURES])
