@@ -229,7 +229,16 @@ class DigitalOceanDriver(Driver):
                 return int(key["id"])
         self._save(key_name=name, key_owned=True)
         self.ctx.progress(f"Adding SSH key {name} to the account")
-        key = api.call(f"Adding SSH key {name}", "ssh_keys", "create", {"name": name, "public_key": line})["ssh_key"]
+        try:
+            key = api.call(f"Adding SSH key {name}", "ssh_keys", "create", {"name": name, "public_key": line})["ssh_key"]
+        except DriverError:
+            # The SDK retries a lost answer; the account then refuses the copy: the first attempt made ours.
+            try:
+                key = api.call(f"Finding SSH key {name}", "ssh_keys", "get", md5_fingerprint(line))["ssh_key"]
+            except ResourceNotFound:
+                key = {}
+            if key.get("name") != name:
+                raise
         self._save(key_id=key["id"], key_fingerprint=key["fingerprint"])
         return int(key["id"])
 
@@ -300,14 +309,15 @@ class DigitalOceanDriver(Driver):
             self._remove_named(api, "SSH key", "ssh_keys", ("key_id", "key_name", "key_fingerprint", "key_owned"))
 
     def _remove_named(self, api: DigitalOceanApi, what: str, group: str, keys: tuple[str, ...]) -> None:
-        """Delete the resource recorded under ``keys[0]`` (its id), else the one named ``keys[1]`` (recorded
-        before the create call, whose answer may never have come back); then drop ``keys`` from the record."""
+        """Delete the resource recorded under ``keys[0]`` (its id) and every one named ``keys[1]`` (the name is
+        recorded before the create call, whose answer may have been lost after the work was done, and the
+        SDK's retry of it may have made a second); then drop ``keys`` from the record."""
         d = self.ctx.data
-        ident, name = d.get(keys[0]), d.get(keys[1])
-        if not ident and name:
-            found = [item for item in api.all(f"Listing {what}s", group, "list", group) if item.get("name") == name]
-            ident = found[0]["id"] if found else None
-        if ident:
+        ids = {d[keys[0]]} if d.get(keys[0]) else set()
+        name = d.get(keys[1])
+        if name:
+            ids |= {item["id"] for item in api.all(f"Listing {what}s", group, "list", group) if item.get("name") == name}
+        for ident in sorted(ids, key=str):
             self.ctx.progress(f"Deleting {what} {name or ident}")
             ignore_missing(lambda: api.call(f"Deleting {what} {ident}", group, "delete", ident))
         self._save(**dict.fromkeys(keys))

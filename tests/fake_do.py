@@ -67,7 +67,8 @@ def unprocessable(message: str) -> ApiError:
 @dataclass
 class Fault:
     """An injected failure for the next ``times`` requests matching ``method`` and ``path`` (a regex on the
-    path), or, with ``action`` set, the next action of that type ends ``errored`` instead."""
+    path), or, with ``action`` set, the next action of that type ends ``errored`` instead. With ``after`` the
+    request is carried out first and only its answer is the error (a gateway timeout after the work was done)."""
 
     method: str = ""
     path: str = ""
@@ -76,6 +77,7 @@ class Fault:
     message: str = "injected failure"
     action: str | None = None
     times: int = 1
+    after: bool = False
 
 
 # The failures the tests (and bench/do_speed.py) inject, one per step of a create: a label, the fault, and a
@@ -273,12 +275,15 @@ class FakeDigitalOcean:
             self._finish_due_actions()
             if self.rate_remaining < 0:
                 raise ApiError(429, "too_many_requests", "API Rate limit exceeded.")
-            for fault in self.faults:
-                if fault.action is None and fault.times > 0 and fault.method == method \
-                        and re.fullmatch(fault.path, path):
-                    fault.times -= 1
-                    raise ApiError(fault.status, fault.error_id, fault.message)
+            struck = next((f for f in self.faults if f.action is None and f.times > 0 and f.method == method
+                           and re.fullmatch(f.path, path)), None)
+            if struck is not None:
+                struck.times -= 1
+                if not struck.after:
+                    raise ApiError(struck.status, struck.error_id, struck.message)
             status, answer = self._route(method, path, query, body or {})
+            if struck is not None:
+                raise ApiError(struck.status, struck.error_id, struck.message)
             return status, answer, {}
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: dict[str, Any]) -> tuple[int, Any]:

@@ -263,6 +263,32 @@ def test_a_token_revoked_mid_create_leaves_what_it_cannot_delete_until_rm_runs_a
     assert do.fake.resources() == EMPTY
 
 
+def test_answers_lost_after_the_work_was_done_leave_nothing(do: DO, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 504 after the API made the Droplet: the SDK retries the POST and a second Droplet is made, then the
+    retries run out. Neither id came back; both carry the machine's tag, so the rollback deletes both; the
+    same for a key and a firewall whose answers were lost."""
+    import provision_drivers.do_api as do_api
+
+    monkeypatch.setattr(do_api, "RETRY_BACKOFF", 0.01)
+    monkeypatch.setattr(do_api, "RETRY_TOTAL", 1)
+    for path in ("/v2/droplets", "/v2/firewalls", "/v2/account/keys"):
+        do.fake.faults = [Fault("POST", path, 504, "gateway_timeout", "upstream timed out", times=2, after=True)]
+        driver = make_driver(do, tmp_path, f"lost{len(path)}")
+        if path == "/v2/account/keys":
+            # The retry is refused as a second copy of the key the first attempt made: that key is adopted.
+            driver.create()
+            assert do.fake.account.keys[driver.ctx.data["key_id"]]["name"] == driver.ctx.data["key_name"]
+        else:
+            with pytest.raises(DriverError, match="upstream timed out"):
+                driver.create()
+            made = do.fake.resources()["droplets" if path == "/v2/droplets" else "firewalls"]
+            assert len(made) == 2  # the retried POST made a second one
+        reopen(driver).remove()
+        left = do.fake.resources()
+        assert left["droplets"] == left["ssh_keys"] == left["firewalls"] == [], (path, left)
+
+
 def test_a_fingerprint_key_is_used_and_never_deleted(do: DO, tmp_path: Path) -> None:
     make_key(tmp_path / "mine")
     key = do.fake.add_key("my laptop", (tmp_path / "mine" / "id_ed25519.pub").read_text())
