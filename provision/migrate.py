@@ -41,7 +41,7 @@ CONFIG = "config.json"
 NEWEST_CONFIG_VERSION = 3
 DM_SSH_KEY = "id_rsa"
 # Drivers whose machines keep their lifecycle here: Docker Machine's name → provision's.
-MAPPED = ("generic", "none", "amazonec2", "google")
+MAPPED = ("generic", "none", "amazonec2", "google", "digitalocean")
 
 
 class MigrationError(ProvisionError):
@@ -184,6 +184,16 @@ def _number(obj: dict[str, Any], key: str, where: str, default: int) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
         raise _malformed(where, key, value, "a port number")
+    return value
+
+
+def _resource_id(obj: dict[str, Any], key: str, where: str) -> int:
+    """A cloud's numeric resource id: absent, null or Go's zero value is 0 (none recorded)."""
+    value = obj.get(key)
+    if value is None or value == 0:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 63:
+        raise _malformed(where, key, value, "a resource id")
     return value
 
 
@@ -416,7 +426,8 @@ def _engine_url(dm_driver: str, driver: dict[str, Any]) -> str | None:
         host = _ip(driver)
     if not host:
         return None
-    port = _number(driver, "EnginePort", "Driver.", 2376) if dm_driver == "generic" else 2376
+    port = (_number(driver, "EnginePort", "Driver.", addresses.DEFAULT_ENGINE_PORT) if dm_driver == "generic"
+            else addresses.DEFAULT_ENGINE_PORT)
     try:
         return addresses.tcp_url(host, port)
     except addresses.BadAddress as exc:
@@ -478,12 +489,31 @@ def _map_driver(dm_driver: str, d: dict[str, Any], has_key: bool,
         if not _flag(d, "UseExisting", at):
             data["boot_disk"] = f"{instance}-disk"  # Docker Machine made it with the instance
         return "google", data, {"google_project": project, "google_zone": zone}
+    if dm_driver == "digitalocean":
+        droplet = _resource_id(d, "DropletID", at)
+        if not droplet:
+            raise MigrationError("no DropletID is recorded")
+        key_id = _resource_id(d, "SSHKeyID", at)
+        fingerprint = _text(d, "SSHKeyFingerprint", at)
+        data = {
+            "droplet_id": droplet, "droplet_name": _text(d, "DropletName", at) or name,
+            "region": _text(d, "Region", at) or None, "size": _text(d, "Size", at) or None,
+            "image": _text(d, "Image", at) or None,
+            # The key Docker Machine added for this machine alone is the machine's; one the user named by
+            # fingerprint is the user's and stays.
+            "key_id": key_id or None, "key_fingerprint": fingerprint or None,
+            "key_owned": bool(key_id) and not fingerprint,
+            "public_ip": _ip(d) or None, "private_ip": _host(d, "PrivateIPAddress") or None,
+            "ssh_user": _ssh_user(d, "root"), "ssh_port": ssh_port, KEEP_SHARED: True,
+        }
+        return "digitalocean", data, {"digitalocean_region": data["region"]}
     if dm_driver != "generic" and not (has_key and _ip(d)):
         url = _engine_url(dm_driver, d)
         return "none", {"url": url}, {"url": url}
     # generic, and any other driver with an address and a key: SSH and the engine, lifecycle left alone.
     data = {"ip": _ip(d), "ssh_user": _ssh_user(d, _default_user(dm_driver)), "ssh_port": ssh_port,
-            "engine_port": _number(d, "EnginePort", at, 2376) if dm_driver == "generic" else 2376,
+            "engine_port": (_number(d, "EnginePort", at, addresses.DEFAULT_ENGINE_PORT) if dm_driver == "generic"
+                            else addresses.DEFAULT_ENGINE_PORT),
             "ssh_key_file": paths.SSH_KEY}
     if dm_driver == "virtualbox":
         data["ssh_host"] = "127.0.0.1"  # VirtualBox forwards SSH from the host's loopback (SSHPort)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from clirun import run
+from fixtures_do import do, fake_do  # noqa: F401 - fixtures used by name
 from provision import paths
 from provision.driver import Capabilities
 from provision.machines.core import Core
@@ -242,11 +243,13 @@ def test_virtualbox_machine_keeps_engine_url_and_ssh(tmp_path: Path, dm: DMStore
 
 
 def test_unknown_driver_without_ssh_key_keeps_its_engine_url(dm: DMStore) -> None:
-    dm.add("droplet", "digitalocean", {"IPAddress": "203.0.113.7", "AccessToken": "", "Region": "nyc3"})
+    # (digitalocean is mapped to its own driver now; exoscale stands for the drivers provision has no twin of)
+    dm.add("vm1", "exoscale", {"IPAddress": "203.0.113.7", "APIKey": "", "APISecretKey": "",
+                               "AvailabilityZone": "ch-gva-2"})
     result = run("migrate", "--from", str(dm.root), check=True)
     assert "(none driver," in result.stdout and "its engine URL is kept" in result.stdout
-    assert record_of("droplet")["url"] == "tcp://203.0.113.7:2376"
-    assert "AccessToken" not in json.dumps(record_of("droplet"))
+    assert record_of("vm1")["url"] == "tcp://203.0.113.7:2376"
+    assert "APISecretKey" not in json.dumps(record_of("vm1"))
 
 
 # -- clouds -------------------------------------------------------------------------------------------
@@ -723,3 +726,59 @@ def test_a_none_machines_url_is_checked(tmp_path: Path, dm: DMStore, url: Any) -
     dm.add("ext", "none", {"URL": url, "IPAddress": ""})
     line = _refused_alone(dm, "ext", tmp_path)
     assert "Driver.URL" in line and ("is not tcp://HOST:PORT" in line or "not a string" in line)
+
+
+# -- digitalocean ---------------------------------------------------------------------------------------
+DO_FIELDS = {"AccessToken": "dop_v1_never_copied", "Image": "ubuntu-16-04-x64", "Region": "nyc3",
+             "Size": "s-1vcpu-1gb", "IPv6": False, "Backups": False, "PrivateNetworking": True,
+             "UserDataFile": "", "Monitoring": False, "Tags": "", "SSHUser": "root", "SSHPort": 22}
+
+
+def test_digitalocean_record_keeps_droplet_region_and_key(tmp_path: Path, dm: DMStore) -> None:
+    dm.add("do1", "digitalocean", {**DO_FIELDS, "IPAddress": "104.1.2.3", "PrivateIPAddress": "10.132.0.5",
+                                   "DropletID": 312345678, "DropletName": "do1", "SSHKeyID": 4321,
+                                   "SSHKeyFingerprint": ""}, version=3, ssh_key=rsa_key(tmp_path / "keys" / "id_rsa"))
+    dm.add("do2", "digitalocean", {**DO_FIELDS, "IPAddress": "104.1.2.4", "DropletID": 312345679,
+                                   "SSHKeyFingerprint": ":".join(["ab"] * 16)}, ssh_key=rsa_key(tmp_path / "k2" / "id_rsa"))
+    dm.add("do3", "digitalocean", {**DO_FIELDS, "IPAddress": "104.1.2.5", "DropletID": "312345680"},
+           ssh_key=rsa_key(tmp_path / "k3" / "id_rsa"))
+    result = run("migrate", "--from", str(dm.root))
+    record = record_of("do1")
+    data = record["driver_data"]
+    assert record["driver"] == "digitalocean" and record["url"] == "tcp://104.1.2.3:2376"
+    assert (data["droplet_id"], data["region"], data["key_id"], data["key_owned"]) == (312345678, "nyc3", 4321, True)
+    assert data["private_ip"] == "10.132.0.5" and data["ssh_user"] == "root" and data["keep_shared"] is True
+    assert "dop_v1_never_copied" not in json.dumps(record)
+    assert record_of("do2")["driver_data"]["key_owned"] is False
+    assert result.returncode == 1 and "DropletID" in result.stderr  # a string id: one line, the others migrated
+    assert not (store_root() / "machines" / "do3").exists()
+
+
+@pytest.mark.do
+def test_digitalocean_rm_deletes_the_droplet_and_its_own_key_only(tmp_path: Path, dm: DMStore, do: Any) -> None:
+    from fixtures_do import TOKEN
+
+    fake = do.fake
+    keys = {name: rsa_key(tmp_path / name / "id_rsa") for name in ("do1", "team")}
+    owned = fake.add_key("do1", Path(f"{keys['do1']}.pub").read_text())  # Docker Machine's key for do1 alone
+    team = fake.add_key("team", Path(f"{keys['team']}.pub").read_text())  # the user's, named by fingerprint
+    for name, key in (("do1", owned), ("do2", team)):
+        body = {"name": name, "region": "nyc3", "size": "s-1vcpu-1gb", "image": "ubuntu-22-04-x64",
+                "ssh_keys": [key["id"]]}
+        _, reply, _ = fake.dispatch("POST", "/v2/droplets", {}, body, f"Bearer {TOKEN}")
+        droplet = reply["droplet"]["id"]
+        for _ in range(fake.action_polls):
+            fake.dispatch("GET", f"/v2/actions/{reply['links']['actions'][0]['id']}", {}, None, f"Bearer {TOKEN}")
+        dm.add(name, "digitalocean", {**DO_FIELDS, "IPAddress": "203.0.113.200", "DropletID": droplet,
+                                      "SSHKeyID": key["id"],
+                                      "SSHKeyFingerprint": team["fingerprint"] if name == "do2" else ""},
+               ssh_key=keys["do1" if name == "do1" else "team"])
+    run("migrate", "--from", str(dm.root), check=True)
+    for name in ("do1", "do2"):
+        # Docker Machine had no endpoint setting; the fake stands in for DigitalOcean's.
+        path = store_root() / "machines" / name / "machine.json"
+        record = json.loads(path.read_text())
+        record["driver_data"]["endpoint"] = do.endpoint
+        path.write_text(json.dumps(record))
+        run("rm", "-y", name, check=True)
+    assert fake.resources() == {"droplets": [], "ssh_keys": ["team"], "firewalls": [], "tags": []}

@@ -211,7 +211,7 @@ class TestDriverContract:
 
 
 def test_builtins_are_registered_through_the_same_door() -> None:
-    assert {"none", "generic", "local", "amazonec2", "google", "hetzner"} <= set(BUILTINS)
+    assert {"none", "generic", "local", "amazonec2", "google", "hetzner", "digitalocean"} <= set(BUILTINS)
     for name in BUILTINS:
         assert registry.available()[name].builtin
 
