@@ -186,7 +186,7 @@ def test_machine_storage_path_is_the_store_when_ours_is_not_set(tmp_path: Path) 
 
 
 def test_store_root_precedence() -> None:
-    from provision.lean import store_root
+    from provision.filerules import store_root
 
     assert store_root("/flag", {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/flag"
     assert store_root(None, {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/ours"
