@@ -188,7 +188,7 @@ CASES: list[tuple[str, list[str], dict[str, str], Setup | None, str]] = [
     ("use-two-names", ["use", "dev", "stale"], {}, None, CLICK),
     ("use-MACHINE_STORAGE_PATH", ["use", "dev"], {"PROVISION_STORAGE_PATH": "", "MACHINE_STORAGE_PATH": "store"},
      None, RECORD),
-    # ls (always the core, without typer when the flags are simple)
+    # ls (always the core, without click when the flags are simple)
     ("ls", ["ls"], {}, None, CORE),
     ("ls-quiet", ["ls", "-q"], {}, None, CORE),
     ("ls-format-filter", ["ls", "--format", "{{.Name}} {{.DriverName}}", "-f", "name=d.*", "--filter=driver=none"],
