@@ -79,7 +79,7 @@ def _root(**values: Any) -> None:
 
 
 def application() -> click.Group:
-    version = click.Option([f"--{VERSION_OPTION.flag}", VERSION_OPTION.short or ""], is_flag=True,
+    version = click.Option(list(filter(None, (f"--{VERSION_OPTION.flag}", VERSION_OPTION.short))), is_flag=True,
                            expose_value=False, is_eager=True, callback=_print_version, help=VERSION_OPTION.help)
     app = _InOrder("provision", help=PROGRAM_HELP, no_args_is_help=True, context_settings=CONTEXT,
                    params=[*map(option, GLOBAL_OPTIONS), version], callback=_root)

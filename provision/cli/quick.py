@@ -38,11 +38,12 @@ def parse(args: list[str], scanned: tuple[dict[str, Any], int] | None
           ) -> tuple[Command, str | None, dict[str, Any]] | None:
     """The quick command in ``args``, its store (``-s``) and its handler's keyword arguments; None when
     the click application should answer. ``scanned`` is ``flagparse.leading``'s reading of ``args``."""
-    if scanned is None or scanned[0].get("debug") or scanned[1] >= len(args):
+    if scanned is None:
         return None
-    (globals_given, index), command = scanned, QUICK.get(args[scanned[1]])
+    globals_given, index = scanned
+    command = QUICK.get(args[index]) if index < len(args) and not globals_given.get("debug") else None
     if command is None:
-        return None
+        return None  # --debug shows the full CLI's traces
     try:
         given, positional = flagparse.parse(args[index + 1:], command.options)
     except UsageError:
@@ -51,8 +52,12 @@ def parse(args: list[str], scanned: tuple[dict[str, Any], int] | None
         return None
     kwargs: dict[str, Any] = {}
     for spec in command.options:
+        if spec.envvar and spec.key not in given and os.environ.get(spec.envvar):
+            return None  # click reads the variable
         value = given.get(spec.key, spec.default_value())
         if spec.key in given:
+            if spec.choices and value not in spec.choices:
+                return None
             if not spec.takes_value and value is not True:
                 return None  # `--unset=yes`: click explains
             if spec.type is not str and spec.takes_value:
