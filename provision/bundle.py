@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision.driver import MachineState
 
-from . import addresses, lean, paths, trust
+from . import addresses, filerules, paths, trust
 from .errors import HostNotRunning, MachineExists, NotSupported, ProvisionError, UsageError
 from .fsutil import atomic_write, read_regular
 from .names import context_name, validate_machine_name
@@ -381,7 +381,7 @@ class Sharing:
             raise ProvisionError(f"cannot read {path}: {exc.strerror}") from exc
         payload = decrypt(blob, passphrase, str(path))
         try:
-            data = lean.loads(payload)
+            data = filerules.loads(payload)
         except ValueError as exc:
             raise BundleError(f"{path} decrypted but does not hold a provision bundle") from exc
         bundle = Bundle.from_dict(data, str(path))

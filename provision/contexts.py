@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import lean
+from . import filerules
 from .errors import ProvisionError
 from .fsutil import PEM_LIMIT, atomic_write, ensure_dir, read_regular
 from .paths import CONTEXT_MARKER as MARKER
@@ -33,10 +33,10 @@ class DockerConfig:
 
     # -- contexts --------------------------------------------------------------------------------
     def meta_path(self, name: str) -> Path:
-        return Path(lean.context_meta_path(str(self.dir), name))
+        return Path(filerules.context_meta_path(str(self.dir), name))
 
     def tls_dir(self, name: str) -> Path:
-        return Path(lean.context_tls_dir(str(self.dir), name))
+        return Path(filerules.context_tls_dir(str(self.dir), name))
 
     def read_context(self, name: str) -> dict[str, Any] | None:
         """The context's meta.json, None when docker has no such context; anything but a context's object
@@ -44,7 +44,7 @@ class DockerConfig:
         path = self.meta_path(name)
         what = f"fix it or remove the directory {path.parent}"
         try:
-            meta = lean.read_json(str(path))
+            meta = filerules.read_json(str(path))
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -57,7 +57,7 @@ class DockerConfig:
 
     def owner(self, name: str) -> str | None:
         """The machine that owns context ``name``, or None when it is absent or not ours."""
-        return lean.owner(self.read_context(name))
+        return filerules.owner(self.read_context(name))
 
     def tls_matches(self, name: str, tls: ContextTLS | None) -> bool:
         """Whether the context's TLS files are exactly ``tls``: provision wrote them, whatever its meta.json says."""
@@ -73,7 +73,7 @@ class DockerConfig:
     def check_context_free(self, name: str, machine: str) -> None:
         """Refuse when context ``name`` exists and is not the one provision wrote for ``machine``."""
         existing = self.read_context(name)
-        if existing is not None and lean.owner(existing) != machine:
+        if existing is not None and filerules.owner(existing) != machine:
             raise ProvisionError(
                 f'docker context "{name}" already exists and was not created by provision for machine '
                 f'"{machine}"; remove it with `docker context rm {name}` or pick another machine name')
@@ -121,18 +121,18 @@ class DockerConfig:
 
     # -- config.json -----------------------------------------------------------------------------
     def _read_config(self) -> dict[str, Any]:
-        path = self.dir / lean.CONFIG_FILE
+        path = self.dir / filerules.CONFIG_FILE
         try:
-            return lean.read_config(str(self.dir))
+            return filerules.read_config(str(self.dir))
         except OSError as exc:
             raise ProvisionError(f"cannot read {path}: {exc.strerror}; fix or remove it") from exc
-        except lean.NotAnObject as exc:
+        except filerules.NotAnObject as exc:
             raise ProvisionError(f"{path} is not a JSON object; fix or remove it") from exc
         except ValueError as exc:
             raise ProvisionError(f"{path} is not valid JSON; fix or remove it ({exc})") from exc
 
     def current_context(self) -> str | None:
-        return lean.current_context(self._read_config())
+        return filerules.current_context(self._read_config())
 
     def set_current_context(self, name: str | None) -> None:
-        lean.write_current_context(str(self.dir), self._read_config(), name)
+        filerules.write_current_context(str(self.dir), self._read_config(), name)

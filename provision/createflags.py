@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from provision.driver import OptionSpec
+from provision.optionspec import OptionSpec
 
 from .record import EngineSettings
 
 _ENGINE_DEFAULTS = EngineSettings()
 DRIVER_OPTION = OptionSpec("driver", "Driver that creates the machine (see `provision drivers`)",
-                           envvar="MACHINE_DRIVER", default="none")
+                           envvar="MACHINE_DRIVER", default="none", short="-d")
 # Each field of EngineSettings and the flag that sets it.
 ENGINE_OPTIONS: dict[str, OptionSpec] = {
     "install_url": OptionSpec(
@@ -37,7 +37,7 @@ KEEP_ON_FAILURE = OptionSpec("keep-on-failure", "Keep a machine whose create fai
                              "with rm)", type=bool, default=False)
 # Several machines and Swarm mode at create (provision.fleet).
 CLUSTER_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("count", "Create N machines NAME-1 … NAME-N concurrently (-n N)", int, 1),
+    OptionSpec("count", "Create N machines NAME-1 … NAME-N concurrently", int, 1, short="-n"),
     OptionSpec("parallel", "With -n: create at most this many at a time", int, 4),
     OptionSpec("swarm", "With -n: form a new Swarm mode cluster of this name (NAME-1 the manager, the rest workers)"),
     OptionSpec("swarm-managers", "With --swarm: the first K machines are managers", int, 1),

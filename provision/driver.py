@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import NotSupported
+from .optionspec import OptionSpec  # noqa: F401  (drivers import it from here; declared where the CLI reads it cheaply)
 
 
 class MachineState(str, enum.Enum):
@@ -39,37 +40,6 @@ class MachineState(str, enum.Enum):
 # A ``ctx.data`` flag: the machine came from Docker Machine, whose shared resources (its security group,
 # firewall rule, a key pair the user named) other machines still use; ``remove`` must leave them alone.
 KEEP_SHARED = "keep_shared"
-
-OptionType = type[str] | type[int] | type[bool]
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One driver flag, declared as data: the CLI, ``drivers`` and the docs are generated from it.
-
-    ``flag`` is the full flag name without dashes (``amazonec2-region``); ``envvar`` the environment
-    variable that supplies it when the flag is absent. ``multiple`` options take the flag several times
-    and yield a list.
-    """
-
-    flag: str
-    help: str
-    type: OptionType = str
-    default: Any = None
-    envvar: str | None = None
-    required: bool = False
-    multiple: bool = False
-    secret: bool = False
-    choices: tuple[str, ...] | None = None
-
-    @property
-    def key(self) -> str:
-        return self.flag.replace("-", "_")
-
-    def default_value(self) -> Any:
-        """The value when neither the flag nor the environment gives one (a fresh list for ``multiple``)."""
-        return list(self.default or ()) if self.multiple else self.default
-
 
 @dataclass(frozen=True)
 class Capabilities:

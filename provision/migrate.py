@@ -32,7 +32,7 @@ from . import addresses, paths
 from .driver import KEEP_SHARED
 from .errors import MachineExists, ProvisionError, StoreError, UsageError
 from .fsutil import JSON_LIMIT, PEM_LIMIT, read_inside
-from .lean import loads
+from .filerules import loads
 from .names import validate_machine_name
 from .record import FOREIGN_CA, MIGRATED_FROM, CertInfo, EngineSettings, Lifecycle, MachineRecord
 

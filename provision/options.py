@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provision.driver import Driver, OptionSpec
+from provision.driver import Driver
+from provision.optionspec import OptionSpec
 
 from .errors import UsageError
 

@@ -1,4 +1,4 @@
-"""Where things live: the name of every file in the store (``provision.lean`` finds the root).
+"""Where things live: the name of every file in the store (``provision.filerules`` finds the root).
 
 Paths inside the store are always derived from the root at run time and never written into a record,
 so a store can be moved or shared as a directory.

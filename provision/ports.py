@@ -149,10 +149,10 @@ class Reconciler:
 
 def read_state(path: Path) -> dict[str, Any] | None:
     """The table an agent last wrote, or None when there is none (or it cannot be read)."""
-    from . import lean
+    from . import filerules
 
     try:
-        data = lean.read_json(str(path), follow=False)
+        data = filerules.read_json(str(path), follow=False)
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

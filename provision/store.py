@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import lean, paths
+from . import filerules, paths
 from .errors import BrokenRecord, MachineExists, MachineNotFound, StoreError
 from .fsutil import atomic_write, ensure_dir
 from .names import validate_machine_name
@@ -153,7 +153,7 @@ class Store:
             raise BrokenRecord(f'machine "{name}": {self.machine_dir(name)} is a symbolic link, not a machine '
                                "directory (`rm -f` removes the link only)", machine=name)
         try:
-            data = lean.read_json(str(path), follow=False)
+            data = filerules.read_json(str(path), follow=False)
         except FileNotFoundError as exc:
             raise BrokenRecord(f'machine "{name}": its record {path} is missing', machine=name) from exc
         except OSError as exc:

@@ -1,33 +1,28 @@
-"""``provision create``: shared flags and the chosen driver's flags, both parsed from their OptionSpecs."""
+"""``provision create``: its declared flags and the chosen driver's flags, both parsed from their OptionSpecs.
+
+Declared with ``extra="flags"``: click hands every argument over, because which flags exist depends on
+the driver ``-d`` names.
+"""
 
 from __future__ import annotations
 
-import typer
+import click
 
 from provision import options, registry
-from provision.createflags import DRIVER_OPTION, SHARED_CREATE_OPTIONS, engine_settings
+from provision.createflags import DRIVER_OPTION, engine_settings
 from provision.errors import UsageError
 from provision.machines import CreateRequest, Machines
+from provision.optionspec import OptionSpec
 
 from . import flagparse
-from .app import app, machines, out, warn
+from .call import Call, out, warn
 
-SHORT = {"-d": "driver", "-n": "count"}
 USAGE = "Usage: provision create [OPTIONS] -d DRIVER [DRIVER OPTIONS] NAME\n"
+HELP = ("  Create a machine, install Docker Engine on it with mutual TLS, and write its docker context.\n")
 
 
-def _driver_name(argv: list[str]) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg in ("-d", "--driver") and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--driver="):
-            return arg.split("=", 1)[1]
-    return None
-
-
-def create_help(driver: str | None) -> str:
-    text = USAGE + "\n  Create a machine, install Docker Engine on it with mutual TLS, and write its docker context.\n"
-    text += "\nOptions:\n" + flagparse.describe(SHARED_CREATE_OPTIONS, SHORT)
+def create_help(shared: tuple[OptionSpec, ...], driver: str | None) -> str:
+    text = USAGE + "\n" + HELP + "\nOptions:\n" + flagparse.describe(shared)
     text += "  -h, --help  Show this message (with -d DRIVER: that driver's options too)\n"
     if driver:
         cls = registry.load(driver)
@@ -38,28 +33,23 @@ def create_help(driver: str | None) -> str:
     return text
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
-    add_help_option=False,
-    help="Create a machine (see `provision create -d DRIVER --help` for the driver's flags)",
-)
-def create(ctx: typer.Context) -> None:
-    argv = list(ctx.args)
-    driver_name = _driver_name(argv)
+def create(call: Call) -> None:
+    argv, shared_specs = call.args, call.options
+    named, _ = flagparse.parse(argv, shared_specs, skip_unknown=True)  # the driver, before its flags are known
     if "-h" in argv or "--help" in argv:
-        out(create_help(driver_name))
-        raise typer.Exit(0)
-    service = machines(ctx)
-    driver_name = options.value(DRIVER_OPTION, driver_name, service.environ, "provision create")
+        out(create_help(shared_specs, named.get(DRIVER_OPTION.key)))
+        return
+    service = call.machines()
+    driver_name = options.value(DRIVER_OPTION, named.get(DRIVER_OPTION.key), service.environ, "provision create")
     driver_cls = registry.load(driver_name)
-    values, positional = flagparse.parse(argv, SHARED_CREATE_OPTIONS + driver_cls.options, SHORT)
+    values, positional = flagparse.parse(argv, shared_specs + driver_cls.options)
     if not positional and values.get("swarm"):
         positional = [str(values["swarm"])]  # `create -n 3 --swarm web`: machines web-1 … web-3
     if len(positional) != 1:
         raise UsageError("Error: provision create needs exactly one machine NAME" if not positional
                          else f"Error: unexpected arguments: {' '.join(positional[1:])}")
-    shared_keys = {spec.key for spec in SHARED_CREATE_OPTIONS}
-    shared = options.resolve_options(SHARED_CREATE_OPTIONS, {k: v for k, v in values.items() if k in shared_keys},
+    shared_keys = {spec.key for spec in shared_specs}
+    shared = options.resolve_options(shared_specs, {k: v for k, v in values.items() if k in shared_keys},
                                      service.environ, "provision create")
     request = CreateRequest(
         name=positional[0],
@@ -106,7 +96,7 @@ def _create_many(service: Machines, request: CreateRequest, shared: dict[str, ob
     if result.failed:
         for name, why in result.failed.items():
             warn(f"{name}: {why}")
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
 def _include_consent(service: Machines, shared: dict[str, object]) -> bool:
@@ -119,5 +109,5 @@ def _include_consent(service: Machines, shared: dict[str, object]) -> bool:
 
     if not sys.stdin.isatty():
         return False
-    return typer.confirm(f"Add an Include line for {service.ssh_config_path} to ~/.ssh/config, so the docker "
+    return click.confirm(f"Add an Include line for {service.ssh_config_path} to ~/.ssh/config, so the docker "
                          "CLI can reach this machine's engine over SSH?", default=True)

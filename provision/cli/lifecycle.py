@@ -7,13 +7,11 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import typer
+import click
 
 from provision.errors import ProvisionError
 
-from .app import app, machines, out, warn
-
-NAMES = typer.Argument(None, metavar="[NAME...]")
+from .call import Call, out, warn
 
 
 def for_each(names: list[str], action: Callable[[str], object], done: str) -> None:
@@ -36,41 +34,30 @@ def for_each(names: list[str], action: Callable[[str], object], done: str) -> No
         raise ProvisionError(f"failed for {', '.join(failures)}")
 
 
-def _lifecycle(ctx: typer.Context, names: list[str] | None, method: str, done: str) -> None:
-    service = machines(ctx)
+def _lifecycle(call: Call, names: list[str], method: str, done: str) -> None:
+    service = call.machines()
     targets = names or [service.resolve_name(None)]
     for_each(targets, getattr(service, method), done)
 
 
-@app.command(help="Start machines")
-def start(ctx: typer.Context, names: list[str] = NAMES) -> None:
-    _lifecycle(ctx, names, "start", "Started machine")
+def start(call: Call, names: list[str]) -> None:
+    _lifecycle(call, names, "start", "Started machine")
 
 
-@app.command(help="Stop machines gracefully")
-def stop(ctx: typer.Context, names: list[str] = NAMES) -> None:
-    _lifecycle(ctx, names, "stop", "Stopped machine")
+def stop(call: Call, names: list[str]) -> None:
+    _lifecycle(call, names, "stop", "Stopped machine")
 
 
-@app.command(help="Restart machines")
-def restart(ctx: typer.Context, names: list[str] = NAMES) -> None:
-    _lifecycle(ctx, names, "restart", "Restarted machine")
+def restart(call: Call, names: list[str]) -> None:
+    _lifecycle(call, names, "restart", "Restarted machine")
 
 
-@app.command(help="Kill machines (forced stop)")
-def kill(ctx: typer.Context, names: list[str] = NAMES) -> None:
-    _lifecycle(ctx, names, "kill", "Killed machine")
+def kill(call: Call, names: list[str]) -> None:
+    _lifecycle(call, names, "kill", "Killed machine")
 
 
-@app.command("rm", help="Remove machines: their resources, docker context and record")
-def rm(
-    ctx: typer.Context,
-    names: list[str] = NAMES,
-    force: bool = typer.Option(False, "--force", "-f", help="Remove the local record even if the driver fails "
-                                                            "(implies -y)"),
-    yes: bool = typer.Option(False, "-y", help="Do not ask for confirmation"),
-) -> None:
-    service = machines(ctx)
+def rm(call: Call, names: list[str], force: bool, yes: bool) -> None:
+    service = call.machines()
     targets = names or [service.resolve_name(None)]
     for name in targets:
         if not service.store.exists(service.resolve_name(name)):
@@ -109,8 +96,8 @@ def _confirm_removal(targets: list[str]) -> None:
     prompt = (f"About to remove {', '.join(targets)}\n"
               "WARNING: This action will delete both local reference and remote instance.\nAre you sure?")
     if sys.stdin is not None and sys.stdin.isatty():
-        if not typer.confirm(prompt):
-            raise typer.Exit(1)
+        if not click.confirm(prompt):
+            raise click.exceptions.Exit(1)
         return
     out(prompt + " [y/N]: ")
     answer = _piped_answer(ANSWER_WAIT)
@@ -120,7 +107,7 @@ def _confirm_removal(targets: list[str]) -> None:
                              "pass -y (or -f) to remove without asking")
     out(answer + "\n")
     if not answer.strip().lower().startswith("y"):
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
 def _piped_answer(wait: float) -> str | None:

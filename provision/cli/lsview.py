@@ -1,4 +1,4 @@
-"""What `ls` prints: filters and table/JSON/template rendering, free of typer so the fast path can use it."""
+"""What `ls` prints: filters and table/JSON/template rendering, free of click so the quick tier can use it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Entry point: run a command and turn every failure into one stderr line and an exit code.
 
 This is the one place that maps errors to exit codes (0 ok, 1 failure, 2 bad usage, 130 interrupted).
-Tracebacks appear only under ``--debug``.
+Tracebacks appear only under ``--debug``. The quick tier answers first when it can; the click
+application built from the same declarations answers everything else.
 """
 
 from __future__ import annotations
@@ -10,23 +11,23 @@ import sys
 
 from provision.errors import ProvisionError
 
-
-def _debug_requested(argv: list[str]) -> bool:
-    return any(a in ("-D", "--debug") for a in argv)
+from .commands import GLOBAL_OPTIONS
+from .flagparse import leading
 
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(args)
+    scanned = leading(args, GLOBAL_OPTIONS)  # the global options, read once for every tier
+    debug = bool(scanned and scanned[0].get("debug"))
     try:
-        from .fast import run_fast
+        from .quick import run_quick
 
-        code = run_fast(args)
+        code = run_quick(args, scanned)
         if code is not None:
             return code
-        from .commands import app
+        from .app import application
 
-        app(args=args, prog_name="provision", standalone_mode=True)
+        application().main(args=args, prog_name="provision", standalone_mode=True)
         return 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
-from .app import app, machines, out
+from .call import Call, out
 
 # Commands whose positional arguments are not machine names (or that have none to complete).
 NOT_NAMES = frozenset({"create", "import", "completion", "scp", "migrate", "install-docker-plugin"})
 
 
-@app.command("install-docker-plugin", help="Install `docker machine` as a docker CLI plugin ($DOCKER_CONFIG/cli-plugins)")
-def install_docker_plugin(ctx: typer.Context, uninstall: bool = typer.Option(False, "--uninstall",
-                                                                             help="Remove the plugin instead")) -> None:
+def install_docker_plugin(call: Call, uninstall: bool) -> None:
     from provision import dockerplugin
 
-    config = machines(ctx).docker.dir
+    config = call.machines().docker.dir
     if uninstall:
         path = dockerplugin.uninstall(config)
         out(f"Removed {path}\n" if path else "The docker CLI plugin was not installed.\n")
@@ -27,15 +23,12 @@ def install_docker_plugin(ctx: typer.Context, uninstall: bool = typer.Option(Fal
     out(f"Installed {path}: try `docker machine ls`.\n")
 
 
-@app.command("completion", help="Print shell completion for bash, zsh or fish (knows machine names)")
-def completion(shell: str = typer.Argument(..., metavar="SHELL", help="bash, zsh or fish")) -> None:
+def completion(call: Call, shell: str) -> None:
     from provision.completion import Command, script
 
-    group = typer.main.get_command(app)
-    commands = []
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
-        if command.hidden:
-            continue
-        takes = name not in NOT_NAMES and any(p.param_type_name == "argument" for p in command.params)
-        commands.append(Command(name, command.get_short_help_str(limit=80), takes))
+    from .commands import COMMANDS
+
+    # From the declarations, as the CLI itself is: a command completes machine names when it takes them.
+    commands = [Command(c.name, c.help.split(". ")[0][:80], c.name not in NOT_NAMES and bool(c.arguments))
+                for c in COMMANDS if " " not in c.name]
     out(script(shell, commands))

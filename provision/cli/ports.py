@@ -5,27 +5,16 @@ from __future__ import annotations
 import json
 import signal
 
-import typer
-
 from provision import formatting
 
-from .app import app, machines, one_name, out, warn
+from .call import Call, out, warn
+from .texts import one_name
 
-NAMES = typer.Argument(None, metavar="[NAME]")
 
-
-@app.command(help="Show the machine's published ports and their forwards to 127.0.0.1 (a local machine's "
-                  "host agent keeps them); --forward forwards another machine's ports over SSH until Ctrl-C")
-def ports(
-    ctx: typer.Context,
-    names: list[str] = NAMES,
-    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON"),
-    forward: bool = typer.Option(False, "--forward", help="Forward the machine's published TCP ports to the same "
-                                 "ports on 127.0.0.1 over its SSH connection, following containers, until Ctrl-C"),
-) -> None:
+def ports(call: Call, names: list[str], as_json: bool, forward: bool) -> None:
     from provision import forwarding
 
-    service = machines(ctx)
+    service = call.machines()
     name = service.resolve_name(one_name(names))
     if forward:
         stopping: list[int] = []

@@ -5,24 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import typer
+import click
 
 from provision import formatting
 
-from .app import app, machines, out, warn
-
-FILE = typer.Option(None, "--file", "-f", help="Project file (default: provision.yml or provision.yaml here)")
-NAME = typer.Option(None, "--project-name", "-p", help="Project name (default: the file's name key, else the "
-                                                        "directory's name)")
-JSON = typer.Option(False, "--json", help="JSON output")
+from .call import Call, out, warn
 
 
-def _load(ctx: typer.Context, file: str | None, name: str | None, *, required: bool = True):  # type: ignore[no-untyped-def]
+def _load(call: Call, file: str | None, name: str | None, *, required: bool = True):  # type: ignore[no-untyped-def]
     from provision import projectfile
     from provision.errors import UsageError
     from provision.project import Project
 
-    service = machines(ctx)
+    service = call.machines()
     here = Path.cwd()
     try:
         path = projectfile.find(here, file)
@@ -43,26 +38,19 @@ def _plan_text(plan) -> str:  # type: ignore[no-untyped-def]
     return formatting.columns(rows)
 
 
-@app.command("plan", help="What `up` would make, replace, leave or remove; touches nothing")
-def plan(ctx: typer.Context, file: str = FILE, name: str = NAME, as_json: bool = JSON,
-         recreate: bool = typer.Option(False, "--recreate", help="Plan to replace drifted machines")) -> None:
-    project, _ = _load(ctx, file, name)
+def plan(call: Call, file: str | None, name: str | None, as_json: bool, recreate: bool) -> None:
+    project, _ = _load(call, file, name)
     result = project.plan(recreate=recreate)
     out(json.dumps(result.to_dict(), indent=2) + "\n" if as_json else _plan_text(result))
 
 
-@app.command("up", help="Make the project's missing machines in parallel, form its swarm, deploy its stacks")
-def up(ctx: typer.Context, file: str = FILE, name: str = NAME,
-       parallel: int = typer.Option(4, "--parallel", help="Make at most this many machines at a time"),
-       recreate: bool = typer.Option(False, "--recreate", help="Replace machines whose options changed in the "
-                                                                "file (drained out of the swarm first)"),
-       dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and touch nothing (as `plan`)"),
-       as_json: bool = typer.Option(False, "--json", help="With --dry-run: the plan as JSON")) -> None:
+def up(call: Call, file: str | None, name: str | None, parallel: int, recreate: bool, dry_run: bool,
+       as_json: bool) -> None:
     from provision.errors import UsageError
 
     if parallel < 1:
         raise UsageError("Error: --parallel must be at least 1")
-    project, _ = _load(ctx, file, name)
+    project, _ = _load(call, file, name)
     project.parallel = parallel
     result = project.plan(recreate=recreate)
     if dry_run:
@@ -78,7 +66,7 @@ def up(ctx: typer.Context, file: str = FILE, name: str = NAME,
         for action in conflicts:
             warn(f"{action.machine}: {action.reason}")
         if conflicts:
-            raise typer.Exit(1)
+            raise click.exceptions.Exit(1)
         return
     from .progress import MachineLines
 
@@ -95,14 +83,11 @@ def up(ctx: typer.Context, file: str = FILE, name: str = NAME,
         for what, why in done.failed.items():
             warn(f"{what}: {why}")
         warn("Run `provision up` again to finish the job.")
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
-@app.command("down", help="Remove the project's stacks and machines (never a machine outside the project)")
-def down(ctx: typer.Context, file: str = FILE, name: str = NAME,
-         yes: bool = typer.Option(False, "-y", "--yes", help="Do not ask for confirmation"),
-         parallel: int = typer.Option(4, "--parallel", help="Remove at most this many workers at a time")) -> None:
-    project, _ = _load(ctx, file, name, required=False)
+def down(call: Call, file: str | None, name: str | None, yes: bool, parallel: int) -> None:
+    project, _ = _load(call, file, name, required=False)
     project.parallel = max(1, parallel)
     names = [r.name for r in project.records()]
     if not names:
@@ -121,13 +106,11 @@ def down(ctx: typer.Context, file: str = FILE, name: str = NAME,
     if done.failed:
         for what, why in done.failed.items():
             warn(f"{what}: {why}")
-        raise typer.Exit(1)
+        raise click.exceptions.Exit(1)
 
 
-@app.command("ps", help="The project's machines: state, group, swarm role and engine (like ls)")
-def ps(ctx: typer.Context, file: str = FILE, name: str = NAME, as_json: bool = JSON,
-       quiet: bool = typer.Option(False, "--quiet", "-q", help="Names only")) -> None:
-    project, _ = _load(ctx, file, name, required=False)
+def ps(call: Call, file: str | None, name: str | None, as_json: bool, quiet: bool) -> None:
+    project, _ = _load(call, file, name, required=False)
     rows = project.machines()
     if as_json:
         out(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")

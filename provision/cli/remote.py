@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-import typer
+import click
 
-from .app import app, machines, out
-from .lifecycle import NAMES, for_each
+from .call import Call, out
+from .lifecycle import for_each
 
 
-# Everything after NAME is the ssh client's (its flags, then the command): click parses nothing there.
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                               "allow_interspersed_args": False},
-             help="Log into or run a command on a machine with SSH (pinned host key). ssh client flags may "
-                  "follow NAME (provision ssh dev -L 8080:localhost:80); -- ends them")
-def ssh(ctx: typer.Context, name: str = typer.Argument(None, metavar="NAME [SSH-FLAGS] [CMD...]")) -> None:
+# Everything after NAME is the ssh client's (its flags, then the command): declared extra="after", so
+# click parses nothing there and hands it over as call.args.
+def ssh(call: Call, name: str | None) -> None:
     from provision.ssh import interactive_argv, split_client_args
 
-    service = machines(ctx)
-    flags, command = split_client_args(list(ctx.args))
+    service = call.machines()
+    flags, command = split_client_args(call.args)
     endpoint, known_hosts = service.ssh_target(name)
     _exec(interactive_argv(endpoint, known_hosts, command, flags))
 
 
-@app.command(help="Copy files between machines and this host (machine:path on either side)")
-def scp(
-    ctx: typer.Context,
-    source: str = typer.Argument(..., metavar="SRC"),
-    destination: str = typer.Argument(..., metavar="DST"),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Copy directories recursively"),
-    delta: bool = typer.Option(False, "--delta", "-d", help="Copy only what changed (rsync)"),
-) -> None:
+def scp(call: Call, source: str, destination: str, recursive: bool, delta: bool) -> None:
     from provision.transfer import copy_argv
 
-    _exec(copy_argv(machines(ctx), source, destination, recursive=recursive, delta=delta))
+    _exec(copy_argv(call.machines(), source, destination, recursive=recursive, delta=delta))
 
 
 def _exec(argv: list[str]) -> None:
@@ -41,29 +31,21 @@ def _exec(argv: list[str]) -> None:
     replace_process(argv, missing_hint="install the OpenSSH client")
 
 
-@app.command("provision", help="Re-run provisioning: configure Docker and install certificates again")
-def provision_command(ctx: typer.Context, names: list[str] = NAMES) -> None:
-    service = machines(ctx)
+def reprovision(call: Call, names: list[str]) -> None:
+    service = call.machines()
     for_each(names or [service.resolve_name(None)], service.reprovision, "Provisioned machine")
 
 
-@app.command(help="Upgrade Docker Engine on machines in place")
-def upgrade(ctx: typer.Context, names: list[str] = NAMES) -> None:
-    service = machines(ctx)
+def upgrade(call: Call, names: list[str]) -> None:
+    service = call.machines()
     for_each(names or [service.resolve_name(None)], service.upgrade, "Upgraded machine")
 
 
-@app.command("regenerate-certs", help="Issue new server certificates (no reinstall; containers keep running)")
-def regenerate_certs(
-    ctx: typer.Context,
-    names: list[str] = NAMES,
-    force: bool = typer.Option(False, "--force", "-f", help="Do not ask for confirmation"),
-    client_certs: bool = typer.Option(False, "--client-certs", help="Also issue a new client certificate"),
-) -> None:
-    service = machines(ctx)
+def regenerate_certs(call: Call, names: list[str], force: bool, client_certs: bool) -> None:
+    service = call.machines()
     targets = names or [service.resolve_name(None)]
-    if not force and not typer.confirm(f"Regenerate TLS machine certs for {', '.join(targets)}?"):
-        raise typer.Exit(1)
+    if not force and not click.confirm(f"Regenerate TLS machine certs for {', '.join(targets)}?"):
+        raise click.exceptions.Exit(1)
     if client_certs:  # once, before fanning out: per-machine threads would each rewrite the shared pair
         service.regenerate_client_cert()
     # --client-certs also moves a machine migrated from Docker Machine to provision's CA.

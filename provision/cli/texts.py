@@ -1,11 +1,11 @@
-"""The text of the commands the fast path also serves, computed through the core service."""
+"""The text of the commands the quick tier also serves, computed through the core service."""
 
 from __future__ import annotations
 
 from provision.errors import ProvisionError, UsageError
 from provision.machines import Machines
 
-from .light import command_line
+from .call import command_line
 
 UNSET_WITH_NAME = "Error: Expected no machine name when the -u flag is present"  # Docker Machine's words
 

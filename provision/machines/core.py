@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision import addresses, lean, paths
+from provision import addresses, filerules, paths
 from provision.contexts import DockerConfig
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
 from provision.errors import HostNotRunning, NotSupported, ProvisionError, UsageError
@@ -208,8 +208,8 @@ class Keeper:
 
 def open_core(storage_path: Path | None, **kwargs: Any) -> Core:
     environ = kwargs.get("environ") or dict(os.environ)
-    root = lean.store_root(str(storage_path) if storage_path else None, environ)
-    return Core(Store(Path(root)), DockerConfig(Path(lean.docker_config_dir(environ))), **kwargs)
+    root = filerules.store_root(str(storage_path) if storage_path else None, environ)
+    return Core(Store(Path(root)), DockerConfig(Path(filerules.docker_config_dir(environ))), **kwargs)
 
 
 def registry():  # type: ignore[no-untyped-def]

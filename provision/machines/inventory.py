@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from provision import agent, lean, paths, waiting
+from provision import agent, filerules, paths, waiting
 from provision.driver import MachineState
 from provision.errors import EngineError, ProvisionError
 from provision.names import context_name
@@ -47,14 +47,14 @@ class Inventory:
     def active_name(self) -> str | None:
         """The machine the shell or the docker CLI points at now."""
         docker = self.core.docker
-        return lean.active_name(self.core.environ, machine_at=self._machine_at,
+        return filerules.active_name(self.core.environ, machine_at=self._machine_at,
                                 selected_context=docker.current_context, owner_of=docker.owner,
                                 exists=self.core.store.exists)
 
     def _machine_at(self, url: str) -> str | None:
         return next((e.name for e in self.core.records() if e.url == url), None)
 
-    def list(self, timeout: float = lean.LS_TIMEOUT, probe_engines: bool = True) -> list[Listing]:
+    def list(self, timeout: float = filerules.LS_TIMEOUT, probe_engines: bool = True) -> list[Listing]:
         entries = self.core.store.entries()
         try:
             active = self.active_name()

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provision import agent, lean
+from provision import agent, filerules
 from provision.contexts import ContextTLS, DockerConfig
 from provision.driver import Driver, MachineState, SSHEndpoint
 from provision.record import MachineRecord
@@ -133,7 +133,7 @@ class Machines:
     def active_name(self) -> str | None:
         return self.inventory.active_name()
 
-    def list(self, timeout: float = lean.LS_TIMEOUT, probe_engines: bool = True) -> list[Listing]:
+    def list(self, timeout: float = filerules.LS_TIMEOUT, probe_engines: bool = True) -> list[Listing]:
         return self.inventory.list(timeout, probe_engines)
 
     def probe(self, record: MachineRecord, active: bool, timeout: float, probe_engines: bool = True) -> Listing:

@@ -177,7 +177,7 @@ def test_machine_storage_path_is_the_store_when_ours_is_not_set(tmp_path: Path) 
                           text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (theirs / "machines" / "m1" / "machine.json").exists()
-    for args in (["url", "m1"], ["ls", "-q"], ["--debug", "url", "m1"]):  # light path, core, typer
+    for args in (["url", "m1"], ["ls", "-q"], ["--debug", "url", "m1"]):  # quick tier from the record, core, click
         listed = subprocess.run([provision_bin(), *args], capture_output=True, text=True, env=env, timeout=60)
         assert listed.stdout == (URL + "\n" if "url" in args else "m1\n"), (args, listed.stderr)
     env["PROVISION_STORAGE_PATH"] = str(tmp_path / "ours")  # ours wins when both are set
@@ -186,7 +186,7 @@ def test_machine_storage_path_is_the_store_when_ours_is_not_set(tmp_path: Path) 
 
 
 def test_store_root_precedence() -> None:
-    from provision.lean import store_root
+    from provision.filerules import store_root
 
     assert store_root("/flag", {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/flag"
     assert store_root(None, {"PROVISION_STORAGE_PATH": "/ours", "MACHINE_STORAGE_PATH": "/theirs"}) == "/ours"

@@ -95,10 +95,10 @@ def test_default_machine_rule(cert_path: str) -> None:
 
 
 @pytest.mark.parametrize("command", ["env", "url", "config", "active"])
-def test_light_path_matches_the_core_service(command: str, cert_path: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """The start-up path answers through the lean tier, not the core service; it must say exactly the same."""
+def test_quick_tier_matches_the_core_service(command: str, cert_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The quick tier answers from the record, not through the core service; it must say exactly the same."""
     from provision.cli import texts
-    from provision.cli.light import run_light
+    from provision.cli.quick import from_record
     from provision.machines import Machines
 
     run("use", "dev", check=True)
@@ -107,6 +107,6 @@ def test_light_path_matches_the_core_service(command: str, cert_path: str, capsy
                 "url": lambda: service.connection(service.get("dev")).url + "\n",
                 "config": lambda: texts.config_text(service, "dev"),
                 "active": lambda: texts.active_text(service)}[command]()
-    flags = {"--shell": "fish", "--no-proxy": True} if command == "env" else {}
-    assert run_light(None, command, flags, [] if command == "active" else ["dev"]) == 0
+    given = {"shell": "fish", "no_proxy": True} if command == "env" else {}
+    assert from_record(None, command, {**given, "names": [] if command == "active" else ["dev"]}) == 0
     assert capsys.readouterr().out == expected

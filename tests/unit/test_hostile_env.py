@@ -243,9 +243,9 @@ def test_import_refuses_ssh_access_that_could_reach_ssh_as_an_option(field: str,
 def test_a_docker_context_of_that_name_is_refused_before_the_driver_runs(tmp_path: Path) -> None:
     """A context the user made is found before anything exists, not after a cloud instance was paid for."""
     config = Path(os.environ["DOCKER_CONFIG"]) if os.environ.get("DOCKER_CONFIG") else Path.home() / ".docker"
-    from provision import lean
+    from provision import filerules
 
-    meta = Path(lean.context_meta_path(str(config), "theirs"))
+    meta = Path(filerules.context_meta_path(str(config), "theirs"))
     meta.parent.mkdir(parents=True)
     meta.write_text(json.dumps({"Name": "theirs", "Metadata": {}, "Endpoints": {"docker": {"Host": URL}}}))
     result = run("--debug", "create", "-d", "none", "--url", URL, "theirs")

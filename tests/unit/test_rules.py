@@ -25,7 +25,7 @@ RUNNER = CORE / "run.py"
 FRONT_END_LIBRARIES = {"typer", "click", "rich"}
 DRIVER_PACKAGES = {"provision_drivers", "drivers"}
 # Where the quick tier hands over: the full CLI, which may load anything.
-FULL_CLI = {"provision.cli.commands", "provision.cli.app"}
+FULL_CLI = {"provision.cli.app"}
 
 
 def sources(*roots: Path) -> Iterator[tuple[Path, ast.Module]]:

@@ -1,11 +1,11 @@
-"""The lean tier: the rules about files that both the start-up path and the full core apply.
+"""File rules: what both the quick tier (``provision.cli.quick``) and the full core apply to files.
 
 Where the store lives, what makes a record ready, where docker keeps its config and contexts, which
 machine owns a context, how ``config.json`` is read and written, and which machine is active. Each rule
 is written once, here, as plain functions on ``str`` paths with the standard library only, because
-``env``, ``url``, ``config``, ``active`` and ``use`` import this module on every run and must start in
-a few milliseconds. Readers raise ``OSError``/``ValueError`` rather than explain: the core turns them
-into errors a user reads, and the start-up path takes them as "let the core answer".
+the quick tier imports this module on every ``env``, ``url``, ``config``, ``active`` and ``use``, which
+must start in a few milliseconds. Readers raise ``OSError``/``ValueError`` rather than explain: the core
+turns them into errors a user reads, and the quick tier takes them as "let the core answer".
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def active_name(environ: Mapping[str, str], *, machine_at: Callable[[str], str |
     """The machine the shell or the docker CLI points at: ``DOCKER_HOST`` wins over any context.
 
     The lookups are passed in because the core reads records and files with full validation and
-    explained errors, while the start-up path reads them raw and gives up at the first doubt.
+    explained errors, while the quick tier reads them raw and gives up at the first doubt.
     """
     host = environ.get("DOCKER_HOST")
     if host:
