@@ -26,9 +26,10 @@ def install_docker_plugin(call: Call, uninstall: bool) -> None:
 def completion(call: Call, shell: str) -> None:
     from provision.completion import Command, script
 
-    from .commands import COMMANDS
+    from .commands import COMMANDS, GROUPS
 
     # From the declarations, as the CLI itself is: a command completes machine names when it takes them.
     commands = [Command(c.name, c.help.split(". ")[0][:80], c.name not in NOT_NAMES and bool(c.arguments))
                 for c in COMMANDS if " " not in c.name]
+    commands += [Command(group, text[:80], False) for group, text in GROUPS.items()]
     out(script(shell, commands))
