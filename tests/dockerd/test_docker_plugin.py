@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 from clirun import run
 
-DOCKER = "/usr/local/bin/docker"
+DOCKER = shutil.which("docker") or "docker"
 
 
 def docker(*args: str) -> subprocess.CompletedProcess[str]:
