@@ -302,8 +302,10 @@ class Swarm:
                 raise waiting.NotYet(f"node state {(node.get('Status') or {}).get('State')}")
             return True
 
-        waiting.wait_for(f"see {name} Ready in the swarm", ready, timeout=JOIN_TIMEOUT, interval=1.0,
-                         retry_on=(Exception,),
+        # A node is usually Ready a few hundred milliseconds after its join returns: look often at first,
+        # then every second, so a fleet's joins do not each wait out a whole second.
+        waiting.wait_for(f"see {name} Ready in the swarm", ready, timeout=JOIN_TIMEOUT, interval=0.2, backoff=1.5,
+                         max_interval=1.0, retry_on=(Exception,),
                          error=lambda expired: TimeoutExpired(f'machine "{name}" did not become a Ready swarm node '
                                                               f"within {JOIN_TIMEOUT:.0f}s: {expired.reason}"))
 
