@@ -29,13 +29,17 @@ ADDRESSES = ("127.0.0.5", "127.0.0.6")
 
 
 @pytest.fixture
-def droplet_vm(docker_debian_vm: VM) -> VM:
-    """The docker VM reachable at both addresses the fake hands out: SSH on the VM's port, the engine on 2376."""
-    for address in ADDRESSES:
-        for rule in (f"tcp:{address}:{docker_debian_vm.port}-:22", f"tcp:{address}:2376-:2376"):
-            reply = hmp(docker_debian_vm, f"hostfwd_add net0 {rule}")
-            assert "could not" not in reply.lower(), f"{rule}: {reply} (is the port taken on this host?)"
-    return docker_debian_vm
+def droplet_vm(docker_debian_vm: VM) -> Iterator[VM]:
+    """The docker VM reachable at both addresses the fake hands out: SSH on the VM's port, the engine on 2376;
+    the forwards go with the test (the VM is shared with the other clouds' tests)."""
+    rules = [rule for address in ADDRESSES
+             for rule in (f"tcp:{address}:{docker_debian_vm.port}-:22", f"tcp:{address}:2376-:2376")]
+    for rule in rules:
+        reply = hmp(docker_debian_vm, f"hostfwd_add net0 {rule}")
+        assert "could not" not in reply.lower(), f"{rule}: {reply} (is the port taken on this host?)"
+    yield docker_debian_vm
+    for rule in rules:
+        hmp(docker_debian_vm, f"hostfwd_remove net0 {rule.rsplit('-', 1)[0]}")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """End to end through the CLI: the cloud side in the fake Hetzner Cloud API, the server a real VM.
 
-The fake hands out 127.0.0.5, then (a primary IP swapped while the server is off) 127.0.0.6, and the
+The fake hands out 127.0.0.8, then (a primary IP swapped while the server is off) 127.0.0.9, and the
 test VM's SSH and engine ports are forwarded on both; so create provisions a real dockerd over SSH, the
 docker CLI talks to it over mutual TLS, ``provision ssh`` runs a command, and stop/start moves the machine
 to its new address. The fake's server create plays cloud-init too: the server's SSH keys go into root's
@@ -28,7 +28,8 @@ from test_cloud_e2e import assert_stopped_hands_out_no_address, cli, docker_vers
 from test_cloud_e2e import loopback_only  # noqa: F401 (this module's guard: any loopback address is fine)
 
 pytestmark = [pytest.mark.qemu, pytest.mark.hetzner]
-ADDRESSES = ("127.0.0.5", "127.0.0.6")
+# Not the DigitalOcean test's 127.0.0.5 and .6: both forward to the same shared VM.
+ADDRESSES = ("127.0.0.8", "127.0.0.9")
 
 
 def authorize_root(vm: VM, keys: list[str]) -> None:
@@ -77,7 +78,7 @@ def test_hetzner_create_ssh_stop_start_new_ip_rm(docker_debian_vm: VM, cloud: Fa
     create_seconds = time.monotonic() - started
     made = fake.resources()
     assert made["servers"] == ["hz1"] and len(made["ssh_keys"]) == len(made["firewalls"]) == 1
-    assert cli(capsys, "url", "hz1") == "tcp://127.0.0.5:2376\n"
+    assert cli(capsys, "url", "hz1") == "tcp://127.0.0.8:2376\n"
     assert docker_version("hz1")["Server"]
     provision = Path(sys.executable).with_name("provision")
     ssh = subprocess.run([str(provision), "ssh", "hz1", "id", "-un"], capture_output=True, text=True, timeout=120)
@@ -90,12 +91,12 @@ def test_hetzner_create_ssh_stop_start_new_ip_rm(docker_debian_vm: VM, cloud: Fa
     assert cli(capsys, "status", "hz1") == "Stopped\n"
     assert_stopped_hands_out_no_address(capsys, "hz1")
     server_id = json.loads(cli(capsys, "inspect", "hz1"))["driver_data"]["server_id"]
-    assert fake.swap_primary_ip(server_id) == "127.0.0.6"  # done in the console while it was off
+    assert fake.swap_primary_ip(server_id) == "127.0.0.9"  # done in the console while it was off
     cli(capsys, "start", "hz1")
-    assert cli(capsys, "url", "hz1") == "tcp://127.0.0.6:2376\n"
-    assert "127.0.0.6" in json.loads(cli(capsys, "inspect", "hz1"))["server_certificate"]["sans"]
+    assert cli(capsys, "url", "hz1") == "tcp://127.0.0.9:2376\n"
+    assert "127.0.0.9" in json.loads(cli(capsys, "inspect", "hz1"))["server_certificate"]["sans"]
     assert docker_version("hz1")["Server"]
-    assert (store / "machines" / "hz1" / "known_hosts").read_text().startswith("127.0.0.6 ")
+    assert (store / "machines" / "hz1" / "known_hosts").read_text().startswith("127.0.0.9 ")
 
     started = time.monotonic()
     cli(capsys, "rm", "-y", "hz1")
