@@ -11,8 +11,10 @@ URL), so what is timed is provision's part: records, certificates, contexts, the
 engine's API and the stack-free `down` that drains every node and removes it.
 
 Prints the wall time of `up` of one machine, of `up` of all hosts (3 managers + 17 workers by default), of
-the same hosts made by sequential `create`s and `swarm init`/`swarm join`s, and of each `down` / `rm`, and
-checks that nothing is left (no record, no context, every engine out of its swarm).
+the same hosts made by sequential `create`s and `swarm init`/`swarm join`s, and of each `down` / `rm`, with
+the CPU time provision and the engines spent meanwhile (all of them share this machine's cores, where a real
+fleet's engines each have a computer of their own), and checks that nothing is left (no record, no context,
+every engine out of its swarm).
 """
 
 from __future__ import annotations
@@ -20,107 +22,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO)]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the hosts are the fleet tests' own
 
+from netns_hosts import NetnsHosts  # noqa: E402
 from provision import paths  # noqa: E402
 from provision.tls import CertificateAuthority  # noqa: E402
 
-HUB = "pvb-hub"
-NET = "10.77.0"
 
-
-def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=check)
-
-
-def host_ns(i: int) -> str:
-    return f"pvb-h{i}"
-
-
-def address(i: int) -> str:
-    return f"{NET}.{i + 1}"
-
-
-def make_network(count: int) -> None:
-    sh("ip", "netns", "add", HUB)
-    sh("ip", "-n", HUB, "link", "set", "lo", "up")
-    sh("ip", "-n", HUB, "link", "add", "br0", "type", "bridge")
-    sh("ip", "-n", HUB, "addr", "add", f"{NET}.1/24", "dev", "br0")
-    sh("ip", "-n", HUB, "link", "set", "br0", "up")
-    for i in range(1, count + 1):
-        ns = host_ns(i)
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", HUB, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
-        sh("ip", "-n", HUB, "link", "set", f"v{i}", "master", "br0", "up")
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "addr", "add", f"{address(i)}/24", "dev", "eth0")
-        sh("ip", "-n", ns, "link", "set", "eth0", "up")
-
-
-def remove_network(count: int) -> None:
-    for i in range(1, count + 1):
-        sh("ip", "netns", "del", host_ns(i), check=False)
-    sh("ip", "netns", "del", HUB, check=False)
-
-
-def start_engines(work: Path, ca: CertificateAuthority, names: list[str]) -> list[subprocess.Popen[bytes]]:
-    procs = []
-    for i, name in enumerate(names, start=1):
-        root = work / f"h{i}"
-        root.mkdir()
-        server = ca.issue_server(name, [address(i), "localhost"])
-        (root / "server.pem").write_bytes(server.cert_pem)
-        (root / "server-key.pem").write_bytes(server.key_pem)
-        (root / "server-key.pem").chmod(0o600)
-        dockerd = ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                   "--data-root", str(root / "data"), "--exec-root", str(root / "x"), "--pidfile", str(root / "pid"),
-                   "-H", f"unix://{root / 'sock'}", "-H", f"tcp://{address(i)}:2376", "--tlsverify",
-                   "--tlscacert", str(ca.ca_cert_path), "--tlscert", str(root / "server.pem"),
-                   "--tlskey", str(root / "server-key.pem")]
-        # Its own hostname (swarm names nodes by it), set in a UTS namespace of its own, then dockerd.
-        # nsenter, not `ip netns exec`: that remounts /sys, and dockerd needs the host's cgroup mounts there.
-        argv = ["nsenter", f"--net=/run/netns/{host_ns(i)}", "unshare", "--uts", "--", "sh", "-c",
-                'hostname "$1" && shift && exec "$@"', "sh", name, *dockerd]
-        log = open(root / "dockerd.log", "wb")
-        procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-    deadline = time.monotonic() + 180
-    for i in range(1, len(names) + 1):
-        while sh("docker", "-H", f"unix://{work / f'h{i}' / 'sock'}", "version", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"dockerd {i} did not start:\n" + (work / f"h{i}" / "dockerd.log").read_text()[-2000:])
-            time.sleep(0.5)
-    return procs
-
-
-def stop_engines(work: Path, procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
+def engines_cpu() -> float:
+    """CPU seconds the dockerds of this machine have used so far (user + system)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in Path("/proc").iterdir():
         try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for data in work.glob("h*/data"):
-        sh("umount", "-R", str(data), check=False)
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "dockerd":
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        except OSError:  # gone meanwhile
+            continue
+    return total / ticks
 
 
-def project_file(path: Path, project: str, names: list[str], managers: int) -> None:
+def project_file(path: Path, project: str, hosts: NetnsHosts, count: int, managers: int) -> None:
     lines = [f"name: {project}", "machines:"]
-    for i, _ in enumerate(names, start=1):
+    for i in range(1, count + 1):
         role = "manager" if i <= managers else "worker"
         group = f"m{i}" if role == "manager" else f"w{i}"
-        lines += [f"  {group}:", "    driver: none", f"    swarm: {role}",
-                  f"    options: {{url: 'tcp://{address(i)}:2376'}}"]
+        lines += [f"  {group}:", "    driver: none", f"    swarm: {role}", f"    options: {{url: '{hosts.url(i)}'}}"]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -128,49 +66,62 @@ def machine_names(project: str, count: int, managers: int) -> list[str]:
     return [f"{project}-{'m' if i <= managers else 'w'}{i}-1" for i in range(1, count + 1)]
 
 
+@dataclass
+class Timed:
+    wall: float
+    cpu: float  # provision's own CPU seconds
+    engines: float  # the engines' CPU seconds meanwhile
+    done: subprocess.CompletedProcess[str]
+
+
 class Provision:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, hosts: NetnsHosts) -> None:
         self.env = {**os.environ, "PROVISION_STORAGE_PATH": str(work / "store"), "DOCKER_CONFIG": str(work / "docker"),
                     "HOME": str(work / "home")}
         for var in ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
             self.env.pop(var, None)
         self.work = work
+        self.hosts = hosts
 
-    def __call__(self, *args: str, cwd: Path | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
-        argv = ["nsenter", f"--net=/run/netns/{HUB}", sys.executable, "-m", "provision.cli.main", *args]
+    def __call__(self, *args: str, cwd: Path | None = None) -> Timed:
+        before, engines = resource.getrusage(resource.RUSAGE_CHILDREN), engines_cpu()
         started = time.monotonic()
-        done = subprocess.run(argv, capture_output=True, text=True, env=self.env, cwd=cwd or self.work)
-        took = time.monotonic() - started
+        done = subprocess.run(self.hosts.provision_argv(*args), capture_output=True, text=True, env=self.env,
+                              cwd=cwd or self.work)
+        wall = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"provision {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-        return took, done
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        return Timed(wall, cpu, engines_cpu() - engines, done)
 
 
-def swarm_states(work: Path, count: int) -> list[str]:
-    states = []
-    for i in range(1, count + 1):
-        info = sh("docker", "-H", f"unix://{work / f'h{i}' / 'sock'}", "info", "--format", "{{json .Swarm}}")
-        states.append(json.loads(info.stdout)["LocalNodeState"])
-    return states
-
-
-def nothing_left(work: Path, provision: Provision, count: int) -> str:
-    _, listed = provision("ls", "-q")
-    contexts = sh("docker", "--config", str(work / "docker"), "context", "ls", "--format", "{{.Name}}").stdout.split()
-    states = set(swarm_states(work, count))
+def nothing_left(work: Path, provision: Provision, hosts: NetnsHosts) -> str:
+    listed = provision("ls", "-q").done
+    contexts = subprocess.run(["docker", "--config", str(work / "docker"), "context", "ls", "--format", "{{.Name}}"],
+                              capture_output=True, text=True, check=True).stdout.split()
+    states = set(hosts.swarm_states())
     ok = not listed.stdout.strip() and contexts == ["default"] and states == {"inactive"}
     return "nothing left" if ok else f"LEFT: machines={listed.stdout.split()} contexts={contexts} swarm={states}"
 
 
-def report(figures: list[tuple[str, float, str]], args: argparse.Namespace, swarm: list[str], roles: list[str],
-           by_hand: float) -> None:
+def report(figures: list[tuple[str, Timed | float, str]], args: argparse.Namespace, swarm: list[str],
+           roles: list[str], by_hand: float) -> None:
     width = max(len(f[0]) for f in figures)
+    print(f"{'':<{width}}  {'wall':>7}    {'provision CPU':>13}  {'engines CPU':>11}")
     for what, took, note in figures:
-        print(f"{what:<{width}}  {took:7.1f} s  {note}")
-    single = figures[0][1]
-    fleet_up = figures[3][1]
-    print(f"\nup of {args.hosts} / up of 1: {fleet_up / single:.2f}x (goal: at most 3x)")
-    print(f"up of {args.hosts} / by hand: {fleet_up / by_hand:.2f}x")
+        if isinstance(took, Timed):
+            print(f"{what:<{width}}  {took.wall:7.1f} s  {took.cpu:11.1f} s  {took.engines:9.1f} s  {note}")
+        else:
+            print(f"{what:<{width}}  {took:7.1f} s  {'':>13}  {'':>11}  {note}")
+    single, fleet_up = figures[0][1], figures[3][1]
+    assert isinstance(single, Timed) and isinstance(fleet_up, Timed)
+    print(f"\nup of {args.hosts} / up of 1: {fleet_up.wall / single.wall:.2f}x (goal: at most 3x)")
+    print(f"up of {args.hosts} / by hand: {fleet_up.wall / by_hand:.2f}x")
+    busy = (fleet_up.cpu + fleet_up.engines) / os.cpu_count()
+    print(f"up of {args.hosts}: {fleet_up.cpu + fleet_up.engines:.1f} CPU seconds on {os.cpu_count()} cores, at least "
+          f"{busy:.1f} s of wall time for the CPU alone; the engines stand in for {args.hosts} other computers")
+    print(f"engines at nice {args.engine_nice}")
     print(f"swarm after up: {swarm.count('active')} of {args.hosts} engines active; roles "
           f"{roles.count('manager')} managers, {roles.count('worker')} workers")
 
@@ -180,52 +131,73 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--managers", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--engine-nice", type=int, default=19,
+                        help="The engines' CPU priority (nice level of their sessions; 0: the same as provision's). "
+                             "On a real fleet each engine has a computer of its own and takes none of provision's CPU")
+    parser.add_argument("--rounds", type=int, default=3, help="Time the project commands this many times")
     parser.add_argument("--log", type=Path, help="Write the progress lines of the fleet's up and down here")
     parser.add_argument("--skip-by-hand", action="store_true", help="Time only up and down, not sequential creates")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the bench makes network namespaces and starts dockerd")
     work = Path(tempfile.mkdtemp(prefix="pvb-", dir="/tmp"))  # short: dockerd's exec root holds sockets
-    procs: list[subprocess.Popen[bytes]] = []
+    names = machine_names("scale", args.hosts, args.managers)
+    hosts = NetnsHosts(work, names, prefix="pvb", net="10.77.0")
     try:
         ca = CertificateAuthority(work / "store" / paths.CERTS_DIR)
         ca.ensure()
-        names = machine_names("scale", args.hosts, args.managers)
-        make_network(args.hosts)
-        procs = start_engines(work, ca, names)
-        provision = Provision(work)
-        figures: list[tuple[str, float, str]] = []
+        hosts.make_network()
+        hosts.start_engines(ca, nice=args.engine_nice)
+        provision = Provision(work, hosts)
 
-        # One machine: a project of host 1 alone, a swarm of one manager.
         one = work / "one"
         one.mkdir()
-        project_file(one / "provision.yml", "one", names[:1], 1)
-        took, _ = provision("up", cwd=one)
-        figures.append(("up, 1 machine (swarm init)", took, ""))
-        took, _ = provision("down", "-y", cwd=one)
-        figures.append(("down, 1 machine", took, nothing_left(work, provision, args.hosts)))
-
-        # All hosts from one file, in parallel.
+        project_file(one / "provision.yml", "one", hosts, 1, 1)
         fleet = work / "fleet"
         fleet.mkdir()
-        project_file(fleet / "provision.yml", "scale", names, args.managers)
-        took, _ = provision("plan", cwd=fleet)
-        figures.append(("plan, all machines", took, ""))
-        took, done = provision("up", "--parallel", str(args.parallel), cwd=fleet)
-        figures.append((f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}", took,
-                        done.stdout.strip()))
-        if args.log:
-            args.log.write_text(f"$ provision up --parallel {args.parallel}\n{done.stdout}{done.stderr}")
-        swarm = [s for s in swarm_states(work, args.hosts)]
-        took, again = provision("up", cwd=fleet)
-        figures.append(("up again (no change)", took, again.stdout.strip()))
-        _, ps = provision("ps", "--json", cwd=fleet)
-        roles = [row["Role"] for row in json.loads(ps.stdout)]
-        took, down = provision("down", "-y", "--parallel", str(args.parallel), cwd=fleet)
-        if args.log:
-            with args.log.open("a") as log:
-                log.write(f"\n$ provision down -y --parallel {args.parallel}\n{down.stdout}{down.stderr}")
-        figures.append((f"down, {args.hosts} machines", took, nothing_left(work, provision, args.hosts)))
+        project_file(fleet / "provision.yml", "scale", hosts, args.hosts, args.managers)
+        rounds: dict[str, list[Timed]] = {}
+        notes: dict[str, str] = {}
+        ratios = []
+
+        def timed(what: str, took: Timed) -> Timed:
+            rounds.setdefault(what, []).append(took)
+            return took
+
+        def left(what: str) -> None:  # the first round's word, unless a later round left something
+            found = nothing_left(work, provision, hosts)
+            if what not in notes or found != "nothing left":
+                notes[what] = found
+
+        for round_no in range(1, args.rounds + 1):
+            # One machine: a project of host 1 alone, a swarm of one manager.
+            single = timed("up, 1 machine (swarm init)", provision("up", cwd=one))
+            timed("down, 1 machine", provision("down", "-y", cwd=one))
+            left("down, 1 machine")
+            # All hosts from one file, in parallel.
+            timed("plan, all machines", provision("plan", cwd=fleet))
+            up = timed(f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}",
+                       provision("up", "--parallel", str(args.parallel), cwd=fleet))
+            notes[f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}"] = \
+                up.done.stdout.strip()
+            ratios.append(up.wall / single.wall)
+            if args.log and round_no == 1:
+                args.log.write_text(f"$ provision up --parallel {args.parallel}\n{up.done.stdout}{up.done.stderr}")
+            swarm = hosts.swarm_states()
+            again = timed("up again (no change)", provision("up", cwd=fleet))
+            notes["up again (no change)"] = again.done.stdout.strip()
+            roles = [row["Role"] for row in json.loads(provision("ps", "--json", cwd=fleet).done.stdout)]
+            down = timed(f"down, {args.hosts} machines", provision("down", "-y", "--parallel", str(args.parallel),
+                                                                    cwd=fleet))
+            left(f"down, {args.hosts} machines")
+            if args.log and round_no == 1:
+                with args.log.open("a") as log:
+                    log.write(f"\n$ provision down -y --parallel {args.parallel}\n{down.done.stdout}{down.done.stderr}")
+        figures: list[tuple[str, Timed | float, str]] = [
+            (what, sorted(runs, key=lambda t: t.wall)[(len(runs) - 1) // 2], notes.get(what, ""))
+            for what, runs in rounds.items()]
+        print(f"{args.rounds} round(s); each row is the median round's; up of {args.hosts} / up of 1 by round: "
+              + ", ".join(f"{r:.2f}x" for r in ratios))
 
         by_hand = float("nan")
         if args.skip_by_hand:
@@ -235,7 +207,7 @@ def main() -> None:
         started = time.monotonic()
         seq = [f"seq-{i}" for i in range(1, args.hosts + 1)]
         for i, name in enumerate(seq, start=1):
-            provision("create", "-d", "none", "--url", f"tcp://{address(i)}:2376", name)
+            provision("create", "-d", "none", "--url", hosts.url(i), name)
         creates = time.monotonic() - started
         provision("swarm", "init", seq[0])
         if args.managers > 1:
@@ -244,15 +216,12 @@ def main() -> None:
         by_hand = time.monotonic() - started
         figures.append((f"{args.hosts} sequential creates", creates, ""))
         figures.append((f"{args.hosts} sequential creates + swarm init/join", by_hand, ""))
-        started = time.monotonic()
-        provision("rm", "-y", *reversed(seq))
-        figures.append((f"rm of {args.hosts} (one command)", time.monotonic() - started,
-                        nothing_left(work, provision, args.hosts)))
+        removed = provision("rm", "-y", *reversed(seq))
+        figures.append((f"rm of {args.hosts} (one command)", removed, nothing_left(work, provision, hosts)))
 
         report(figures, args, swarm, roles, by_hand)
     finally:
-        stop_engines(work, procs)
-        remove_network(args.hosts)
+        hosts.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

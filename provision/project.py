@@ -22,7 +22,7 @@ from .record import MachineRecord
 MachineProgress = Callable[[str, str], None]  # (machine or stack, message)
 # Workers joining a swarm at once, whatever --parallel says: a join costs a machine one API call and a wait
 # for its node to be Ready, so joins are bounded by what the managers take, not by what making a machine costs.
-JOINS_AT_ONCE = 16
+JOINS_AT_ONCE = 32
 
 
 @dataclass
@@ -162,17 +162,22 @@ class Project:
                 self.progress(s.machine, f"not in the swarm: {exc.message}")
                 return False
 
-        for s in managers:  # one at a time: each new manager changes the raft majority the next join needs
-            if not attempt(s) and s.kind == reconcile.INIT:
-                for other in usable[1:]:
-                    result.failed[other.machine] = "not in the swarm: its first manager could not start one"
+        for s in (s for s in managers if s.kind == reconcile.INIT):
+            if not attempt(s):
+                for other in usable:
+                    if other is not s:
+                        result.failed[other.machine] = "not in the swarm: its first manager could not start one"
                 return
         if leader in result.failed:
             return
-        if workers:
-            at_once = min(max(self.parallel, JOINS_AT_ONCE), len(workers))
-            with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="join") as pool:
-                list(pool.map(attempt, workers))
+        joining = [s for s in managers if s.kind != reconcile.INIT]
+        at_once = min(max(self.parallel, JOINS_AT_ONCE), len(workers)) if workers else 0
+        # Managers join one at a time (each changes the raft majority the next join needs); workers join
+        # through the leader meanwhile, so the swarm takes about as long as its manager joins.
+        with ThreadPoolExecutor(max_workers=1 + at_once, thread_name_prefix="join") as pool:
+            chain = pool.submit(lambda: [attempt(s) for s in joining])
+            list(pool.map(attempt, workers))
+            chain.result()
 
     # -- removal ---------------------------------------------------------------------------------------
     def _remove(self, actions: list[reconcile.Action], result: UpResult) -> None:

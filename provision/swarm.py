@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 
 SWARM_PORT = 2377
 DRAIN_TIMEOUT = 180.0  # tasks of a drained node rescheduled elsewhere (an image pull under TCG is slow)
-DOWN_TIMEOUT = 60.0  # a node that left shown as down by the managers
+DEMOTE_TIMEOUT = 60.0  # a demoted manager no longer listed as one
 JOIN_TIMEOUT = 120.0
+QUORUM_GRACE = 10.0  # a manager that is joining counts as unreachable until it answers
 API_TIMEOUT = 60
 MIN_API_VERSION = "1.40"  # Docker 19.03: max_replicas_per_node and swarm init's address pools
 
@@ -136,6 +137,26 @@ def _api_error(record: MachineRecord, what: str, exc: Exception) -> SwarmError:
     return SwarmError(f'{what} on machine "{record.name}" failed: {explanation}', machine=record.name)
 
 
+def _is_active_manager(api: Any) -> bool:
+    # /swarm answers only on a manager that can change the cluster (503 elsewhere), and costs the engine far
+    # less than /info, which a fleet's joins would otherwise ask every manager for several times each.
+    try:
+        return bool(api.api.inspect_swarm().get("ID"))
+    except Exception:  # noqa: BLE001 - a worker, an engine outside any swarm, or one that does not answer
+        return False
+
+
+def _join_addresses(nodes: dict[str, Any]) -> list[str]:
+    """Where a new node joins: the leader first (dockerd joins through the first address), then the other
+    reachable managers, as the managers' own node list gives them."""
+    ranked = []
+    for node in nodes.values():
+        status = node.attrs.get("ManagerStatus") or {}
+        if status.get("Addr") and (status.get("Leader") or status.get("Reachability") == "reachable"):
+            ranked.append((not status.get("Leader"), status["Addr"]))
+    return [addr for _, addr in sorted(ranked)]
+
+
 def swarm_state(api: Any) -> dict[str, Any]:
     """The engine's own view of its swarm membership (``docker info``'s Swarm section)."""
     return api.info().get("Swarm") or {}
@@ -179,8 +200,17 @@ class Swarm:
         return [e for e in self.store.entries()
                 if isinstance(e, MachineRecord) and e.cluster == cluster and e.swarm_role]
 
-    def _manager_client(self, cluster: str, *, besides: str | None = None) -> tuple[MachineRecord, Any]:
-        """A reachable manager of ``cluster`` to ask, other than ``besides`` when there is one."""
+    def _manager_client(self, cluster: str, *, besides: str | None = None,
+                        first: MachineRecord | None = None) -> tuple[MachineRecord, Any]:
+        """A reachable manager of ``cluster`` to ask, other than ``besides`` when there is one; ``first`` is
+        asked before the store is searched (a fleet's joins would otherwise each read every record)."""
+        if first is not None and first.url and first.cluster == cluster and first.swarm_role == "manager":
+            try:
+                api = client(self.service, first)
+                if _is_active_manager(api):
+                    return first, api
+            except Exception:  # noqa: BLE001 - the others are asked next
+                pass
         managers = [m for m in self.members(cluster) if m.swarm_role == "manager"]
         managers.sort(key=lambda m: m.name == besides)  # the machine leaving is asked last
         reasons = []
@@ -190,11 +220,12 @@ class Swarm:
                 continue
             try:
                 api = client(self.service, record)
-                if swarm_state(api).get("ControlAvailable"):
-                    return record, api
-                reasons.append(f"{record.name}: not an active manager")
             except Exception as exc:  # noqa: BLE001 - any failure is a reason to try the next
                 reasons.append(f"{record.name}: {getattr(exc, 'message', exc)}")
+                continue
+            if _is_active_manager(api):
+                return record, api
+            reasons.append(f"{record.name}: not an active manager")
         raise SwarmError(f'no manager of cluster "{cluster}" answers ({"; ".join(reasons) or "none recorded"})')
 
     @staticmethod
@@ -245,9 +276,11 @@ class Swarm:
         driver.join_cluster(cluster)
         self.progress(f"Initialising Swarm mode on {name}, advertising {address}")
         try:
-            api.swarm.init(advertise_addr=address, listen_addr=f"0.0.0.0:{SWARM_PORT}")
+            api.api.init_swarm(advertise_addr=address, listen_addr=f"0.0.0.0:{SWARM_PORT}")
         except Exception as exc:
             raise _api_error(record, "swarm init", exc) from exc
+        # init returns before the new manager takes work: a stack deployed at once can find its network gone.
+        self._wait_ready(api, api, name)
         return self._set(name, cluster=cluster, swarm_role="manager", swarm_manager=name)
 
     # -- join ---------------------------------------------------------------------------------------
@@ -262,21 +295,20 @@ class Swarm:
                              f'`provision swarm init {manager}` makes it one)')
         cluster = manager_record.cluster
         record, driver, node_api, address = self._outside_swarm(name, advertise, cluster)
-        manager_record, manager_api = self._manager_client(cluster)
-        managers, _, _ = self._manager_reachability(manager_api)
-        check_majority(managers)
-        manager_state = swarm_state(manager_api)
-        remote = [f"{m['Addr']}" for m in manager_state.get("RemoteManagers") or []] or \
-            [f"{manager_state.get('NodeAddr')}:{SWARM_PORT}"]
+        manager_record, manager_api = self._manager_client(cluster, first=manager_record)
+        remote = _join_addresses(self._wait_majority(manager_api))
+        if not remote:
+            raise SwarmError(f'no manager of cluster "{cluster}" lists a reachable address to join through (is it '
+                             f'electing a leader?); try again in a moment', machine=name)
         self.progress(f"Opening the cluster ports of {name} to cluster {cluster}")
         driver.join_cluster(cluster)
         role = "manager" if as_manager else "worker"
         self.progress(f"Joining {name} to cluster {cluster} as a {role} (advertising {address})")
         try:
-            manager_api.swarm.reload()
-            token = manager_api.swarm.attrs["JoinTokens"]["Manager" if as_manager else "Worker"]
-            node_api.swarm.join(remote_addrs=remote, join_token=token, advertise_addr=address,
-                                listen_addr=f"0.0.0.0:{SWARM_PORT}")
+            # The low-level calls: the SDK's ``client.swarm`` fetches the swarm again at each use.
+            token = manager_api.api.inspect_swarm()["JoinTokens"]["Manager" if as_manager else "Worker"]
+            node_api.api.join_swarm(remote_addrs=remote, join_token=token, advertise_addr=address,
+                                    listen_addr=f"0.0.0.0:{SWARM_PORT}")
             del token
             self._wait_ready(manager_api, node_api, name)
         except BaseException as exc:
@@ -290,16 +322,39 @@ class Swarm:
             raise
         return self._set(name, cluster=cluster, swarm_role=role, swarm_manager=manager)
 
+    def _wait_majority(self, manager_api: Any) -> dict[str, Any]:
+        """The nodes, once a majority of the managers is reachable; refused after a short grace, since a
+        manager that is joining this moment counts as unreachable for a second or two."""
+        from . import waiting
+
+        def majority() -> dict[str, Any]:
+            managers, _, nodes = self._manager_reachability(manager_api)
+            check_majority(managers)
+            return nodes
+
+        return waiting.wait_for("see a majority of the managers reachable", majority, timeout=QUORUM_GRACE,
+                                interval=0.25, backoff=2.0, max_interval=2.0, retry_on=(SwarmError,),
+                                error=lambda expired: expired.last if isinstance(expired.last, SwarmError)
+                                else SwarmError(expired.reason))
+
     def _wait_ready(self, manager_api: Any, node_api: Any, name: str) -> None:
         from . import waiting
 
+        known: list[str] = []
+
         def ready() -> bool:
-            node_id = swarm_state(node_api).get("NodeID")
-            if not node_id:
-                raise waiting.NotYet("no node id yet")
-            node = manager_api.api.inspect_node(node_id)
+            if not known:  # asked of the node once: its id does not change while it joins
+                node_id = swarm_state(node_api).get("NodeID")
+                if not node_id:
+                    raise waiting.NotYet("no node id yet")
+                known.append(node_id)
+            node = manager_api.api.inspect_node(known[0])
             if (node.get("Status") or {}).get("State") != "ready":
                 raise waiting.NotYet(f"node state {(node.get('Status') or {}).get('State')}")
+            # A manager counts towards the majority once the others reach it; the next join checks that.
+            reach = (node.get("ManagerStatus") or {}).get("Reachability", "reachable")
+            if reach != "reachable":
+                raise waiting.NotYet(f"manager reachability {reach}")
             return True
 
         # A node is usually Ready a few hundred milliseconds after its join returns: look often at first,
@@ -315,7 +370,7 @@ class Swarm:
         node_id = None
         try:
             node_id = swarm_state(node_api).get("NodeID")
-            node_api.swarm.leave(force=True)
+            node_api.api.leave_swarm(force=True)
         except Exception:  # noqa: BLE001 - best effort; the record never said it joined
             pass
         if node_id:
@@ -358,7 +413,7 @@ class Swarm:
         self.progress(f"{name} leaves the swarm")
         try:
             node_api = client(self.service, record)
-            node_api.swarm.leave(force=is_manager and len(managers) == 1)
+            node_api.api.leave_swarm(force=is_manager and len(managers) == 1)
         except Exception as exc:  # noqa: BLE001
             if not (force or removing):
                 raise _api_error(record, "swarm leave", exc) from exc
@@ -411,21 +466,18 @@ class Swarm:
         from . import waiting
 
         # Removing the node next works on a worker: a demotion that takes longer only slows that down.
-        waiting.until(lambda: not api.api.inspect_node(node_id).get("ManagerStatus"), timeout=DOWN_TIMEOUT)
+        waiting.until(lambda: not api.api.inspect_node(node_id).get("ManagerStatus"), timeout=DEMOTE_TIMEOUT)
 
     def _remove_node(self, api: Any, node_id: str, name: str) -> None:
         self.progress(f"Removing node {name} from the managers' list")
-        from . import waiting
-
-        # A node that left shows "down" within seconds; a forced removal after the bound is still right.
-        waiting.until(lambda: (api.api.inspect_node(node_id).get("Status") or {}).get("State") == "down",
-                      timeout=DOWN_TIMEOUT)
+        # Forced at once: the node has left (or is gone with its machine), and the managers mark a node that
+        # left as down only after missing its heartbeats, about 10 s that waiting would add to every rm.
         api.api.remove_node(node_id, force=True)
 
     def _orphan(self, record: MachineRecord) -> None:
         """With the last manager gone (-f), the workers leave too, or a later join would find them in a swarm."""
         try:
-            client(self.service, record).swarm.leave(force=True)
+            client(self.service, record).api.leave_swarm(force=True)
         except Exception:  # noqa: BLE001 - a stopped worker leaves nothing running to clean
             pass
         self._forget(record, [])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from provision import addresses, filerules, paths
 from provision.contexts import DockerConfig
 from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
-from provision.errors import HostNotRunning, NotSupported, ProvisionError, UsageError
+from provision.errors import HostKeyMismatch, HostNotRunning, NotSupported, ProvisionError, SSHError, UsageError
 from provision.names import DEFAULT_MACHINE, validate_machine_name
 from provision.record import MIGRATED_FROM, MachineRecord
 from provision.steps import StepClock
@@ -167,8 +167,17 @@ class Core:
         # The pinned key, else the one the driver chose for the machine (then even a first contact, or a
         # machine whose create stopped before pinning, is verified), else none: learned at this contact.
         known = record.host_key or driver.host_key()
-        return RemoteSession.connect(endpoint, known_host_key=known,
-                                     machine=record.name, timeout=timeout, log=self.log, auth_retry=auth_retry)
+        try:
+            return RemoteSession.connect(endpoint, known_host_key=known,
+                                         machine=record.name, timeout=timeout, log=self.log, auth_retry=auth_retry)
+        except HostKeyMismatch:
+            raise
+        except SSHError as exc:
+            # A failed create removes the machine and its console log with it: its last word goes into the error.
+            last = console_last_line(driver.boot_log())
+            if last:
+                exc.message = f"{exc.message}; the machine's console last printed: {last}"
+            raise
 
     def pin_host_key(self, record: MachineRecord, session: RemoteSession, endpoint: SSHEndpoint) -> MachineRecord:
         from provision.ssh import known_hosts_line
@@ -204,6 +213,18 @@ class Keeper:
     def checkpoint(self) -> None:
         self.record = self.record.evolve(driver_data=dict(self.data))
         self.store.save(self.record)
+
+
+def console_last_line(log: str | None, limit: int = 200) -> str:
+    """The last line a console printed, as one printable line (a guest's console carries escapes)."""
+    lines = [line for line in (log or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1])  # colours and cursor moves
+    text = "".join(ch if ch.isprintable() else " " for ch in plain).strip()
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def open_core(storage_path: Path | None, **kwargs: Any) -> Core:

@@ -64,3 +64,30 @@ def test_a_machine_outside_any_swarm_passes_the_swarm_hook_untouched(tmp_path: P
     assert service.store.exists("web")
     with pytest.raises(MachineNotFound):  # the one line `rm gone` gives
         leave_before_remove(service, "gone", False)
+
+
+def test_an_ssh_wait_that_fails_names_the_console_s_last_line(tmp_path: Path) -> None:
+    """A machine whose create fails is removed with its console log: the error keeps the log's last line."""
+    import socket
+    from types import SimpleNamespace
+
+    from provision.driver import SSHEndpoint
+    from provision.errors import SSHError
+    from provision.sshkeys import generate_ed25519
+
+    service = _machine(tmp_path)
+    key = tmp_path / "id_ed25519"
+    generate_ed25519(key, "test")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    console = "[    1.2] Booting\n\x1b[0;32m[  OK  ]\x1b[0m Reached target\tMulti-User System.\x07\n\n"
+    driver = SimpleNamespace(capabilities=SimpleNamespace(ssh=True, keys_at_boot=False), boot_timeout=0.0,
+                             ssh_endpoint=lambda: SSHEndpoint("127.0.0.1", port, "root", key),
+                             host_key=lambda: None, boot_log=lambda: console)
+    with pytest.raises(SSHError) as failed:
+        service.core.session(service.store.load("web"), driver, timeout=0.5)  # type: ignore[arg-type]
+    message = failed.value.message
+    assert message.startswith(f"cannot reach SSH on 127.0.0.1:{port}")
+    assert message.endswith("; the machine's console last printed: [  OK  ] Reached target Multi-User System.")
+    assert message.isprintable()
