@@ -259,3 +259,22 @@ def test_two_stores_never_share_a_local_cluster_segment(tmp_path: Path) -> None:
     two = clusternet.segment_key("default", clusternet.store_segment(tmp_path / "b"))
     assert clusternet.multicast_endpoint(one) != clusternet.multicast_endpoint(two)
     assert clusternet.segment_key("default", None) == "default"  # machines recorded before segments existed
+
+
+def test_a_new_node_joins_through_the_leader_then_the_reachable_managers() -> None:
+    from types import SimpleNamespace
+
+    from provision.swarm import _join_addresses
+
+    def node(status: dict | None) -> SimpleNamespace:
+        return SimpleNamespace(attrs={"ManagerStatus": status} if status is not None else {})
+
+    nodes = {
+        "w": node(None),  # a worker: no address to join through
+        "m2": node({"Addr": "10.0.0.3:2377", "Reachability": "reachable"}),
+        "m3": node({"Addr": "10.0.0.4:2377", "Reachability": "unknown"}),  # joining this moment
+        "m1": node({"Addr": "10.0.0.2:2377", "Reachability": "reachable", "Leader": True}),
+        "m4": node({"Addr": "10.0.0.5:2377", "Reachability": "unreachable"}),
+    }
+    assert _join_addresses(nodes) == ["10.0.0.2:2377", "10.0.0.3:2377"]
+    assert _join_addresses({"w": node(None)}) == []
