@@ -485,12 +485,15 @@ class Swarm:
     def _forget(self, record: MachineRecord, members: list[MachineRecord]) -> MachineRecord:
         """Close the machine's doors and clear its membership from the record."""
         cluster = record.cluster or ""
-        last = not any(m.name != record.name and m.driver == record.driver for m in self.members(cluster))
-        try:
-            self.service.driver_for(record).leave_cluster(cluster, last=last)
-        except ProvisionError as exc:
-            self.progress(f"closing the cluster ports of {record.name} failed: {exc.message}")
-        return self._set(record.name, cluster=None, swarm_role=None, swarm_manager=None)
+        # Whether this is its driver's last member decides whether the cluster's doors go. Machines leaving
+        # at once (a fleet's down) decide one after another, or each would see the others and none close them.
+        with self.store.lock_store():
+            last = not any(m.name != record.name and m.driver == record.driver for m in self.members(cluster))
+            try:
+                self.service.driver_for(record).leave_cluster(cluster, last=last)
+            except ProvisionError as exc:
+                self.progress(f"closing the cluster ports of {record.name} failed: {exc.message}")
+            return self._set(record.name, cluster=None, swarm_role=None, swarm_manager=None)
 
     # -- ls -----------------------------------------------------------------------------------------
     def ls(self) -> list[NodeRow | tuple[str, str]]:

@@ -91,3 +91,38 @@ def test_an_ssh_wait_that_fails_names_the_console_s_last_line(tmp_path: Path) ->
     assert message.startswith(f"cannot reach SSH on 127.0.0.1:{port}")
     assert message.endswith("; the machine's console last printed: [  OK  ] Reached target Multi-User System.")
     assert message.isprintable()
+
+
+def test_members_leaving_at_once_close_their_driver_s_cluster_doors_once(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet's down removes workers in parallel: exactly one of a driver's last members must be told it is
+    the last (its cluster firewall or network goes), never none (a leak) and never two."""
+    import threading
+    import time
+
+    from provision.swarm import Swarm
+
+    service = _machine(tmp_path, "w1")
+    service.create(CreateRequest(name="w2", driver="none", driver_flags={"url": "tcp://127.0.0.1:2"}))
+    for name in ("w1", "w2"):
+        with service.store.edit(name) as record:
+            service.store.save(record.evolve(cluster="c", swarm_role="worker", swarm_manager="m"))
+    told: list[tuple[str, bool]] = []
+
+    class Doors:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def leave_cluster(self, cluster: str, *, last: bool) -> None:
+            time.sleep(0.2)  # a cloud API call: long enough for the other thread to look meanwhile
+            told.append((self.name, last))
+
+    monkeypatch.setattr(service, "driver_for", lambda record, data=None: Doors(record.name))
+    records = [service.store.load(n) for n in ("w1", "w2")]
+    threads = [threading.Thread(target=Swarm(service)._forget, args=(r, [])) for r in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(last for _, last in told) == [False, True]
+    assert all(service.store.load(n).cluster is None for n in ("w1", "w2"))
