@@ -119,8 +119,13 @@ class NetnsHosts:
                 proc.kill()
                 proc.wait()
         self.procs.clear()
-        for data in self.work.glob("h*/data"):
-            sh("umount", "-R", str(data), check=False)
+        # What the engines mounted under their roots: overlay data, and the swarm's network namespaces (nsfs)
+        # that a stopped dockerd leaves in its exec root.
+        prefix = f"{self.work}/"
+        with open("/proc/mounts") as mounts:
+            points = [fields[1] for fields in (line.split() for line in mounts) if fields[1].startswith(prefix)]
+        for point in sorted(points, key=len, reverse=True):
+            sh("umount", "-l", point, check=False)
 
     def close(self) -> None:
         self.stop_engines()
