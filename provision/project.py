@@ -162,15 +162,15 @@ class Project:
                 self.progress(s.machine, f"not in the swarm: {exc.message}")
                 return False
 
-        for s in (s for s in managers if s.kind == reconcile.INIT):
-            if not attempt(s):
-                for other in usable:
-                    if other is not s:
-                        result.failed[other.machine] = "not in the swarm: its first manager could not start one"
-                return
+        init = next((s for s in managers if s.kind == reconcile.INIT), None)
+        if init is not None and not attempt(init):
+            for other in usable:
+                if other is not init:
+                    result.failed[other.machine] = "not in the swarm: its first manager could not start one"
+            return
         if leader in result.failed:
             return
-        joining = [s for s in managers if s.kind != reconcile.INIT]
+        joining = [s for s in managers if s is not init]
         at_once = min(max(self.parallel, JOINS_AT_ONCE), len(workers)) if workers else 0
         # Managers join one at a time (each changes the raft majority the next join needs); workers join
         # through the leader meanwhile, so the swarm takes about as long as its manager joins.

@@ -204,29 +204,34 @@ class Swarm:
                         first: MachineRecord | None = None) -> tuple[MachineRecord, Any]:
         """A reachable manager of ``cluster`` to ask, other than ``besides`` when there is one; ``first`` is
         asked before the store is searched (a fleet's joins would otherwise each read every record)."""
-        if first is not None and first.url and first.cluster == cluster and first.swarm_role == "manager":
-            try:
-                api = client(self.service, first)
-                if _is_active_manager(api):
-                    return first, api
-            except Exception:  # noqa: BLE001 - the others are asked next
-                pass
-        managers = [m for m in self.members(cluster) if m.swarm_role == "manager"]
+        reasons: list[str] = []
+        if first is not None and first.cluster == cluster and first.swarm_role == "manager":
+            api = self._active_manager(first, reasons)
+            if api is not None:
+                return first, api
+        managers = [m for m in self.members(cluster) if m.swarm_role == "manager"
+                    and not (first is not None and m.name == first.name)]  # asked already
         managers.sort(key=lambda m: m.name == besides)  # the machine leaving is asked last
-        reasons = []
         for record in managers:
-            if not record.url:
-                reasons.append(f"{record.name}: not running")
-                continue
-            try:
-                api = client(self.service, record)
-            except Exception as exc:  # noqa: BLE001 - any failure is a reason to try the next
-                reasons.append(f"{record.name}: {getattr(exc, 'message', exc)}")
-                continue
-            if _is_active_manager(api):
+            api = self._active_manager(record, reasons)
+            if api is not None:
                 return record, api
-            reasons.append(f"{record.name}: not an active manager")
         raise SwarmError(f'no manager of cluster "{cluster}" answers ({"; ".join(reasons) or "none recorded"})')
+
+    def _active_manager(self, record: MachineRecord, reasons: list[str]) -> Any | None:
+        """A client of ``record``'s engine if it is an active manager; else None, and why in ``reasons``."""
+        if not record.url:
+            reasons.append(f"{record.name}: not running")
+            return None
+        try:
+            api = client(self.service, record)
+        except Exception as exc:  # noqa: BLE001 - any failure is a reason to try the next
+            reasons.append(f"{record.name}: {getattr(exc, 'message', exc)}")
+            return None
+        if _is_active_manager(api):
+            return api
+        reasons.append(f"{record.name}: not an active manager")
+        return None
 
     @staticmethod
     def _manager_reachability(api: Any) -> tuple[dict[str, bool], int, dict[str, Any]]:
