@@ -21,7 +21,7 @@ from provision import waiting
 from provision.errors import CommandError, DriverError, TimeoutExpired, UsageError
 
 from . import clusternet, qemu, shares
-from provision.driver import Capabilities, Driver, HostFile, MachineState, OptionSpec, SSHEndpoint
+from provision.driver import Capabilities, Driver, HostFile, MachineState, OptionSpec, SSHEndpoint, console_last_line
 from provision.sshkeys import new_ed25519
 from provision.templating import render
 from .images import IMAGE_USER, VARIANTS, BaseImage, ensure_image, host_debian_mirror
@@ -285,7 +285,7 @@ class LocalDriver(Driver):
         except CommandError as exc:
             if isinstance(exc.__cause__, FileNotFoundError):
                 raise  # QEMU is not installed: TCG would meet the same
-            detail = _last_line(exc.stderr) or exc.message
+            detail = console_last_line(exc.stderr) or exc.message
             return f"QEMU failed to start under {accel} ({_exit_status(exc.returncode)}: {detail})"
 
         def booted_or_died() -> str | None:
@@ -296,7 +296,7 @@ class LocalDriver(Driver):
             if verdict is qemu.ProbeVerdict.OK:
                 return ""
             if not alive:
-                return f"QEMU exited while the guest booted under {accel} ({_last_line(console) or 'empty console'})"
+                return f"QEMU exited while the guest booted under {accel} ({console_last_line(console) or 'empty console'})"
             return None
 
         try:
@@ -506,11 +506,6 @@ def _exit_status(returncode: int | None) -> str:
 
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit {returncode}"
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 __all__ = ["LocalDriver", "SSH_USER", "VARIANTS"]

@@ -263,3 +263,15 @@ class Driver(ABC):
         """Why a machine of this driver lacks ``capability`` (a ``Capabilities`` field), in a few words the
         core adds to its one-line refusal; None for the core's line alone."""
         return None
+
+
+def console_last_line(log: str | None, limit: int = 200) -> str:
+    """The last line a console printed, as one printable line (a guest's console carries escapes)."""
+    lines = [line for line in (log or "").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1])  # colours and cursor moves
+    text = "".join(ch if ch.isprintable() else " " for ch in plain).strip()
+    return text if len(text) <= limit else text[:limit] + "…"

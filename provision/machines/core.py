@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from provision import addresses, filerules, paths
 from provision.contexts import DockerConfig
-from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint
+from provision.driver import Driver, DriverContext, MachineState, SSHEndpoint, console_last_line
 from provision.errors import HostKeyMismatch, HostNotRunning, NotSupported, ProvisionError, SSHError, UsageError
 from provision.names import DEFAULT_MACHINE, validate_machine_name
 from provision.record import MIGRATED_FROM, MachineRecord
@@ -213,18 +213,6 @@ class Keeper:
     def checkpoint(self) -> None:
         self.record = self.record.evolve(driver_data=dict(self.data))
         self.store.save(self.record)
-
-
-def console_last_line(log: str | None, limit: int = 200) -> str:
-    """The last line a console printed, as one printable line (a guest's console carries escapes)."""
-    lines = [line for line in (log or "").splitlines() if line.strip()]
-    if not lines:
-        return ""
-    import re
-
-    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", lines[-1])  # colours and cursor moves
-    text = "".join(ch if ch.isprintable() else " " for ch in plain).strip()
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def open_core(storage_path: Path | None, **kwargs: Any) -> Core:
