@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from netns_hosts import dockerd_argv
 from provision import paths
 from provision.probe import TLSFiles, ping
 from provision.tls import CertificateAuthority, IssuedCert
@@ -58,10 +59,7 @@ def running_dockerd(work: Path, ca_file: Path, server: IssuedCert, client: TLSFi
     atomic_write(work / "server.pem", server.cert_pem, 0o644)
     atomic_write(work / "server-key.pem", server.key_pem, 0o600)
     port = free_port()
-    argv = [binary, "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", str(work / "data"),
-            "--exec-root", str(work / "x"), "--pidfile", str(work / "docker.pid"),
-            "-H", f"unix://{work / 'docker.sock'}", "-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(ca_file),
-            "--tlscert", str(work / "server.pem"), "--tlskey", str(work / "server-key.pem")]
+    argv = dockerd_argv(work, f"127.0.0.1:{port}", ca_file, binary)
     log = open(work / "dockerd.log", "ab")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)

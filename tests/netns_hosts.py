@@ -2,7 +2,8 @@
 its own hostname through a UTS namespace), all on a bridge that lives in a hub namespace. provision runs
 inside the hub, so every address is inside those namespaces and nothing touches the machine's network.
 
-Needs root. Used by the fleet tests and by ``bench/fleet_scale.py``; it imports nothing from pytest.
+Needs root. Used by the fleet tests and by ``bench/fleet_scale.py``, and ``dockerd_argv`` by the one-engine fixture
+too; it imports nothing from pytest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from provision.tls import CertificateAuthority
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=check)
+
+
+def dockerd_argv(root: Path, listen: str, ca_file: Path, binary: str = "dockerd") -> list[str]:
+    """An engine of its own: data, exec root, pid file and unix socket under ``root``, no iptables and no
+    bridge (it never touches the host's network or another engine), and mutual TLS on ``listen``
+    (``HOST:PORT``) with ``root``'s server.pem and server-key.pem, trusting ``ca_file``."""
+    return [binary, "--iptables=false", "--ip6tables=false", "--bridge=none", "--data-root", str(root / "data"),
+            "--exec-root", str(root / "x"), "--pidfile", str(root / "docker.pid"),
+            "-H", f"unix://{root / 'docker.sock'}", "-H", f"tcp://{listen}", "--tlsverify",
+            "--tlscacert", str(ca_file), "--tlscert", str(root / "server.pem"), "--tlskey", str(root / "server-key.pem")]
 
 
 @dataclass
@@ -47,7 +58,7 @@ class NetnsHosts:
         return f"tcp://{self.address(i)}:2376"
 
     def socket(self, i: int) -> Path:
-        return self.work / f"h{i}" / "sock"
+        return self.work / f"h{i}" / "docker.sock"
 
     # -- network -------------------------------------------------------------------------------------
     def make_network(self) -> None:
@@ -82,11 +93,7 @@ class NetnsHosts:
             (root / "server.pem").write_bytes(server.cert_pem)
             (root / "server-key.pem").write_bytes(server.key_pem)
             (root / "server-key.pem").chmod(0o600)
-            dockerd = ["dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
-                       "--data-root", str(root / "data"), "--exec-root", str(root / "x"),
-                       "--pidfile", str(root / "pid"), "-H", f"unix://{self.socket(i)}",
-                       "-H", f"tcp://{self.address(i)}:2376", "--tlsverify", "--tlscacert", str(ca.ca_cert_path),
-                       "--tlscert", str(root / "server.pem"), "--tlskey", str(root / "server-key.pem")]
+            dockerd = dockerd_argv(root, f"{self.address(i)}:2376", ca.ca_cert_path)
             # nsenter, not `ip netns exec`: that remounts /sys, and dockerd needs the host's cgroup mounts.
             argv = ["nsenter", f"--net=/run/netns/{self.namespace(i)}", "unshare", "--uts", "--",
                     "nice", "-n", str(nice), "sh", "-c", 'hostname "$1" && shift && exec "$@"', "sh", name, *dockerd]
