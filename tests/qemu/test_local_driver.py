@@ -21,6 +21,7 @@ from provision_drivers.local import SSH_USER, LocalDriver
 from provision_drivers.seed import VOLUME_LABEL, render_seed_files, write_seed_iso
 from readback import read_seed_iso
 from fixtures_vm import TEST_ACCEL, VM, make_context, qemu_running_for, ssh_connect, ssh_run, wait_for_ssh
+from provision import waiting
 from provision.errors import DriverError
 
 
@@ -93,10 +94,14 @@ def test_kill_returns_once_the_process_let_go_of_its_files() -> None:
     # An unreaped child turns zombie, as a daemonized QEMU does under an init that does not reap.
     child = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL)
     try:
+        # Popen returns once exec has closed the child's close-on-exec pipe, a moment before the kernel
+        # fills in the new program's arguments: until then its command line reads empty, not ours.
+        assert waiting.until(lambda: qemu.pid_alive(child.pid, "60"), timeout=10, interval=0.01)
         started = time.monotonic()
         qemu.kill(child.pid, "60")
         assert time.monotonic() - started < 5
         assert not qemu.pid_alive(child.pid, "60")
+        assert child.wait(timeout=5) == -9
     finally:
         child.kill()
         child.wait()
