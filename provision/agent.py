@@ -108,6 +108,9 @@ def supervise(root: str, name: str) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     machine_dir = Path(root) / "machines" / name
+    # ensure() writes the pid file after it has started this process, which can be here first.
+    if not waiting.until(lambda: read_pid(machine_dir / PID_FILE) == os.getpid(), timeout=30, interval=0.05):
+        return 0
     while not stopping and (machine_dir / PID_FILE).exists():
         _trim_log(machine_dir / LOG_FILE)
         worker = spawn([sys.executable, "-m", WORKER, root, name], output=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,27 @@ from provision.errors import CommandError, CommandTimedOut, DriverError, Timeout
 from provision.run import run
 
 # -- waiting.wait_for ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Stands in for ``time`` inside ``waiting``: a sleep moves the clock by exactly what was asked, so the
+    pacing tests read the loop's own arithmetic, not how late a busy machine woke them."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(waiting, "time", fake)
+    return fake
 
 
 def test_wait_returns_the_first_answer_and_stops_looking() -> None:
@@ -55,46 +77,45 @@ def test_wait_retries_only_the_given_errors_and_lets_others_through() -> None:
     assert time.monotonic() - started < 1
 
 
-def test_wait_builds_the_callers_error_from_the_facts() -> None:
+def test_wait_builds_the_callers_error_from_the_facts(clock: FakeClock) -> None:
     def refused() -> None:
         raise OSError("connection refused")
 
     with pytest.raises(DriverError) as caught:
-        waiting.wait_for("reach it", refused, timeout=0.2, interval=0.05, retry_on=(OSError,),
+        waiting.wait_for("reach it", refused, timeout=0.25, interval=0.0625, retry_on=(OSError,),
                          error=lambda e: DriverError(f"{e.what}: {e.attempts} attempts in {e.timeout}s: {e.reason}",
                                                      hint="is it on?"))
     assert caught.value.message.startswith("reach it: ")
-    assert caught.value.message.endswith("attempts in 0.2s: connection refused")
-    assert int(caught.value.message.split(": ")[1].split()[0]) >= 3
+    assert caught.value.message.endswith("attempts in 0.25s: connection refused")
+    assert int(caught.value.message.split(": ")[1].split()[0]) == 5  # every 1/16 s up to the bound
     assert caught.value.hint == "is it on?"
     assert isinstance(caught.value.__cause__, OSError)
 
 
-def test_wait_looks_once_more_at_the_deadline_and_never_after() -> None:
+def test_wait_looks_once_more_at_the_deadline_and_never_after(clock: FakeClock) -> None:
     seen: list[float] = []
-    started = time.monotonic()
+    started = clock.now
 
     def slow_to_change() -> None:
-        seen.append(time.monotonic() - started)
+        seen.append(clock.now - started)
 
     with pytest.raises(TimeoutExpired, match="last seen: no answer"):
         waiting.wait_for("see a change", slow_to_change, timeout=0.25, interval=10)
     # The long interval is cut at the deadline: one look at the start, one at the bound.
-    assert len(seen) == 2 and 0.25 <= seen[1] < 1.0
+    assert seen == [0.0, 0.25]
 
 
-def test_wait_backs_off_up_to_its_cap() -> None:
+def test_wait_backs_off_up_to_its_cap(clock: FakeClock) -> None:
     seen: list[float] = []
 
     def check() -> None:
-        seen.append(time.monotonic())
+        seen.append(clock.now)
 
     with pytest.raises(TimeoutExpired):
-        waiting.wait_for("see it", check, timeout=0.75, interval=0.05, backoff=2.0, max_interval=0.2)
-    pauses = [b - a for a, b in zip(seen, seen[1:])][:-1]  # the last pause is cut at the deadline
-    # 0.05, 0.1, then 0.2 and no longer (a sleep may overrun a little on a busy host, never fall short)
-    assert pauses[0] >= 0.05 and pauses[1] >= 0.1 and len(pauses) >= 3
-    assert all(0.2 <= p < 0.4 for p in pauses[2:])
+        waiting.wait_for("see it", check, timeout=1.0, interval=0.0625, backoff=2.0, max_interval=0.25)
+    pauses = [b - a for a, b in zip(seen, seen[1:])]
+    # doubling up to the cap and no further; the last pause is cut at the deadline (sixteenths: exact floats)
+    assert pauses == [0.0625, 0.125, 0.25, 0.25, 0.25, 0.0625]
 
 
 def test_wait_shares_a_deadline_with_its_check_and_can_start_later() -> None:
@@ -175,3 +196,33 @@ def test_run_logs_the_command_line_for_debug(caplog: pytest.LogCaptureFixture) -
         run(["echo", "two words", "it's"], timeout=30)
     assert caplog.messages == ["+ echo 'two words' 'it'\"'\"'s'"]
 
+
+
+# -- the port agent's supervisor -------------------------------------------------------------------
+
+
+def test_the_agent_supervisor_waits_for_the_pid_file_its_starter_writes_after_it(tmp_path: Path) -> None:
+    """``agent.ensure`` starts the supervisor and then writes its pid file; a supervisor that looked first
+    used to find no file, take it for "stopped" and exit, leaving the machine with no agent."""
+    import subprocess
+
+    from provision import agent
+
+    machine_dir = tmp_path / "machines" / "m"
+    machine_dir.mkdir(parents=True)
+    log = machine_dir / agent.LOG_FILE
+    with log.open("ab") as out:
+        supervisor = subprocess.Popen([sys.executable, "-m", agent.MARKER, str(tmp_path), "m"], stdout=out,
+                                      stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(1.0)  # the supervisor is up and looking before the file exists, as on a slow disk
+        assert supervisor.poll() is None, log.read_text()
+        (machine_dir / agent.PID_FILE).write_text(f"{supervisor.pid}\n")
+        # No machine "m" in this store: its worker ends, and the supervisor starting it again shows the loop runs.
+        assert waiting.until(lambda: "starting it again" in log.read_text(), timeout=30, interval=0.1), log.read_text()
+        agent.end(machine_dir)
+        assert supervisor.wait(timeout=15) == 0
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
