@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,13 @@ def provision_bin() -> str:
     found = str(beside) if beside.exists() else shutil.which("provision")
     assert found, "the provision console script is not installed (pip install -e .)"
     return found
+
+
+def ctrl_c_as_at_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test sends SIGINT: Ctrl-C's default action, as a shell at a terminal
+    leaves it. A test run started in the background of a script inherits SIGINT ignored, and so would the
+    child, which would then never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def shell_env(**extra: str) -> dict[str, str]:

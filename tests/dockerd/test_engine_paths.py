@@ -131,7 +131,7 @@ def test_ls_bounds_a_silent_endpoint(machine: str, engine: Engine) -> None:
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert f"v{engine.version}" in rows["live"]
     assert "no answer within 2s" in rows["silent"]
-    assert elapsed < 4.5
+    assert elapsed < 8  # the probe's 2 s and a CLI's start on a busy machine; the default would wait 10 s
 
 
 def test_version_of_machine(machine: str, engine: Engine) -> None:
