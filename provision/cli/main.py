@@ -11,15 +11,17 @@ import sys
 
 from provision.errors import ProvisionError
 
-from .commands import GLOBAL_OPTIONS
-from .flagparse import leading
-
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    scanned = leading(args, GLOBAL_OPTIONS)  # the global options, read once for every tier
-    debug = bool(scanned and scanned[0].get("debug"))
+    debug = "--debug" in args
     try:
+        # Imported here, inside the try: a Ctrl-C this early is "Interrupted", not a traceback.
+        from .commands import GLOBAL_OPTIONS
+        from .flagparse import leading
+
+        scanned = leading(args, GLOBAL_OPTIONS)  # the global options, read once for every tier
+        debug = bool(scanned and scanned[0].get("debug"))
         from .quick import run_quick
 
         code = run_quick(args, scanned)
