@@ -329,8 +329,10 @@ def hostfwd(socket_path: Path, protocol: str, port: int, *, add: bool, netdev: s
     """Add (or remove) the user network's forward from 127.0.0.1:PORT to the guest's PORT while QEMU runs.
     QMP has no command for it; the human monitor's answers are text, empty when all went well."""
     rule = f"{protocol}:127.0.0.1:{port}" + (f"-:{port}" if add else "")
+    # A forward that QEMU made but answered late would read as failed, and every retry then as "in use"
+    # (QEMU holds the port itself): wait for the answer as long as a busy emulated guest can take.
     answer = qmp(socket_path, "human-monitor-command",
-                 {"command-line": f"hostfwd_{'add' if add else 'remove'} {netdev} {rule}"})
+                 {"command-line": f"hostfwd_{'add' if add else 'remove'} {netdev} {rule}"}, timeout=30.0)
     text = str(answer or "").strip()
     if add and text or not add and not text.endswith("removed"):  # QEMU 7 says "host forwarding rule ... removed"
         raise QMPError(text.splitlines()[-1] if text else "QEMU gave no answer")
