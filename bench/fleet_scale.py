@@ -83,12 +83,17 @@ class Provision:
         self.work = work
         self.hosts = hosts
 
-    def __call__(self, *args: str, cwd: Path | None = None) -> Timed:
+    def __call__(self, *args: str, cwd: Path | None = None, stamped: bool = False) -> Timed:
+        """Run provision in the hub; ``stamped`` prefixes each line it prints with the seconds since start."""
         before, engines = resource.getrusage(resource.RUSAGE_CHILDREN), engines_cpu()
         started = time.monotonic()
-        done = subprocess.run(self.hosts.provision_argv(*args), capture_output=True, text=True, env=self.env,
-                              cwd=cwd or self.work)
+        with subprocess.Popen(self.hosts.provision_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=self.env, cwd=cwd or self.work) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            lines = [f"{time.monotonic() - started:6.2f}s  {line}" if stamped else line for line in proc.stdout]
+            err = proc.stderr.read()
         wall = time.monotonic() - started
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), err)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"provision {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
@@ -135,7 +140,8 @@ def main() -> None:
                         help="The engines' CPU priority (nice level of their sessions; 0: the same as provision's). "
                              "On a real fleet each engine has a computer of its own and takes none of provision's CPU")
     parser.add_argument("--rounds", type=int, default=3, help="Time the project commands this many times")
-    parser.add_argument("--log", type=Path, help="Write the progress lines of the fleet's up and down here")
+    parser.add_argument("--log", type=Path, help="Write the progress lines of each round's up (each with the "
+                                                  "seconds since it started) and down here")
     parser.add_argument("--skip-by-hand", action="store_true", help="Time only up and down, not sequential creates")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -177,12 +183,15 @@ def main() -> None:
             # All hosts from one file, in parallel.
             timed("plan, all machines", provision("plan", cwd=fleet))
             up = timed(f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}",
-                       provision("up", "--parallel", str(args.parallel), cwd=fleet))
+                       provision("up", "--parallel", str(args.parallel), cwd=fleet,
+                                 stamped=bool(args.log)))
             notes[f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}"] = \
                 up.done.stdout.strip()
             ratios.append(up.wall / single.wall)
-            if args.log and round_no == 1:
-                args.log.write_text(f"$ provision up --parallel {args.parallel}\n{up.done.stdout}{up.done.stderr}")
+            if args.log:
+                with args.log.open("w" if round_no == 1 else "a") as log:
+                    log.write(f"# round {round_no}: up of {args.hosts} took {up.wall:.2f} s, up of 1 {single.wall:.2f} s\n"
+                              f"$ provision up --parallel {args.parallel}\n{up.done.stdout}{up.done.stderr}")
             swarm = hosts.swarm_states()
             again = timed("up again (no change)", provision("up", cwd=fleet))
             notes["up again (no change)"] = again.done.stdout.strip()
@@ -190,7 +199,7 @@ def main() -> None:
             down = timed(f"down, {args.hosts} machines", provision("down", "-y", "--parallel", str(args.parallel),
                                                                     cwd=fleet))
             left(f"down, {args.hosts} machines")
-            if args.log and round_no == 1:
+            if args.log:
                 with args.log.open("a") as log:
                     log.write(f"\n$ provision down -y --parallel {args.parallel}\n{down.done.stdout}{down.done.stderr}")
         figures: list[tuple[str, Timed | float, str]] = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import reconcile, stacks
 from .errors import ProvisionError
@@ -19,8 +19,11 @@ from .projectfile import GroupSpec, ProjectSpec
 from .reconcile import GROUP_LABEL, PROJECT_LABEL, STACKS_FACT, Plan, labels_of
 from .record import MachineRecord
 
+if TYPE_CHECKING:
+    from .swarm import EngineClients
+
 MachineProgress = Callable[[str, str], None]  # (machine or stack, message)
-# Workers joining a swarm at once, whatever --parallel says: a join costs a machine one API call and a wait
+# Machines joining a swarm at once, whatever --parallel says: a join costs a machine one API call and a wait
 # for its node to be Ready, so joins are bounded by what the managers take, not by what making a machine costs.
 JOINS_AT_ONCE = 32
 
@@ -134,10 +137,19 @@ class Project:
 
     # -- swarm -----------------------------------------------------------------------------------------
     def _swarm(self, plan: Plan, result: UpResult) -> None:
-        from .swarm import Swarm
+        from .swarm import EngineClients
 
         if not plan.swarm:
             return
+        engines = EngineClients(self.service)
+        try:
+            self._form_swarm(plan, result, engines)
+        finally:
+            engines.close()
+
+    def _form_swarm(self, plan: Plan, result: UpResult, engines: EngineClients) -> None:
+        from .swarm import Swarm
+
         spec = self._spec()
         usable = [s for s in plan.swarm if s.machine not in result.failed]
         managers = [s for s in usable if s.role == "manager"]
@@ -145,11 +157,14 @@ class Project:
         leader = plan.leader
 
         def step(s: reconcile.SwarmStep) -> None:
-            swarm = Swarm(self._view(s.machine))
+            swarm = Swarm(self._view(s.machine), engines)  # one client per engine, the leader's shared by all
             if s.kind == reconcile.INIT:
                 swarm.init(s.machine, advertise=spec.advertise, cluster=self.name)
-            else:
+                return
+            try:
                 swarm.join(leader or "", s.machine, as_manager=s.role == "manager", advertise=spec.advertise)
+            finally:
+                engines.drop(s.machine)  # nothing asks a joined node again: closed here, beside the other joins
 
         def attempt(s: reconcile.SwarmStep) -> bool:
             try:
@@ -170,14 +185,13 @@ class Project:
             return
         if leader in result.failed:
             return
-        joining = [s for s in managers if s is not init]
-        at_once = min(max(self.parallel, JOINS_AT_ONCE), len(workers)) if workers else 0
-        # Managers join one at a time (each changes the raft majority the next join needs); workers join
-        # through the leader meanwhile, so the swarm takes about as long as its manager joins.
-        with ThreadPoolExecutor(max_workers=1 + at_once, thread_name_prefix="join") as pool:
-            chain = pool.submit(lambda: [attempt(s) for s in joining])
-            list(pool.map(attempt, workers))
-            chain.result()
+        # Managers and workers join at once, through the leader. The leader adds raft members one at a time
+        # itself (each waits for the last change to commit), so concurrent manager joins keep raft's rule.
+        joining = [s for s in managers if s is not init] + workers
+        if joining:
+            with ThreadPoolExecutor(max_workers=min(max(self.parallel, JOINS_AT_ONCE), len(joining)),
+                                    thread_name_prefix="join") as pool:
+                list(pool.map(attempt, joining))
 
     # -- removal ---------------------------------------------------------------------------------------
     def _remove(self, actions: list[reconcile.Action], result: UpResult) -> None:

@@ -12,6 +12,7 @@ majority of reachable managers: such a step is refused with the reason, before a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ DEMOTE_TIMEOUT = 60.0  # a demoted manager no longer listed as one
 JOIN_TIMEOUT = 120.0
 QUORUM_GRACE = 10.0  # a manager that is joining counts as unreachable until it answers
 API_TIMEOUT = 60
+POOL_SIZE = 32  # connections kept per engine client: a fleet's joins ask the leader at once
 MIN_API_VERSION = "1.40"  # Docker 19.03: max_replicas_per_node and swarm init's address pools
 
 
@@ -101,7 +103,8 @@ def client(service: Machines, record: MachineRecord) -> Any:
     try:
         # A fixed version first: "auto" asks the engine in the constructor, before trust_env can be turned
         # off, and requests would let REQUESTS_CA_BUNDLE (and proxies) override the machine's CA.
-        api = docker.DockerClient(base_url=info.url, tls=tls, timeout=API_TIMEOUT, version=MIN_API_VERSION)
+        api = docker.DockerClient(base_url=info.url, tls=tls, timeout=API_TIMEOUT, version=MIN_API_VERSION,
+                                  max_pool_size=POOL_SIZE)
         api.api.trust_env = False
         server = str(api.version(api_version=False).get("ApiVersion") or MIN_API_VERSION)
         api.api._version = min((server, docker.constants.DEFAULT_DOCKER_API_VERSION), key=_version_key)
@@ -162,12 +165,52 @@ def swarm_state(api: Any) -> dict[str, Any]:
     return api.info().get("Swarm") or {}
 
 
-class Swarm:
-    """Swarm mode operations on the machines of one store."""
+class EngineClients:
+    """One docker SDK client per machine, made at first use and shared by the threads of one command: a
+    fleet's joins would otherwise each open a TLS connection of their own to the leader and ask it its
+    version, and leave every connection for the interpreter to close one by one at exit."""
 
     def __init__(self, service: Machines) -> None:
         self.service = service
+        self._lock = threading.Lock()
+        self._made: dict[tuple[str, str | None], Any] = {}
+        self._making: dict[tuple[str, str | None], threading.Lock] = {}
+
+    def get(self, record: MachineRecord) -> Any:
+        key = (record.name, record.url)
+        with self._lock:
+            making = self._making.setdefault(key, threading.Lock())
+        with making:  # one handshake per engine, however many threads ask at once
+            with self._lock:
+                made = self._made.get(key)
+            if made is None:
+                made = client(self.service, record)
+                with self._lock:
+                    self._made[key] = made
+            return made
+
+    def drop(self, name: str) -> None:
+        """Close the machine's client (its engine restarted, or nothing more will ask it)."""
+        with self._lock:
+            gone = [self._made.pop(key) for key in [k for k in self._made if k[0] == name]]
+        for api in gone:
+            api.close()
+
+    def close(self) -> None:
+        with self._lock:
+            gone, self._made = list(self._made.values()), {}
+        for api in gone:
+            api.close()
+
+
+class Swarm:
+    """Swarm mode operations on the machines of one store; ``engines`` shares clients between the Swarms
+    of one command's threads (each Swarm has its own otherwise)."""
+
+    def __init__(self, service: Machines, engines: EngineClients | None = None) -> None:
+        self.service = service
         self.store = service.store
+        self.engines = engines or EngineClients(service)
 
     def progress(self, message: str) -> None:
         self.service.progress(message)
@@ -224,7 +267,7 @@ class Swarm:
             reasons.append(f"{record.name}: not running")
             return None
         try:
-            api = client(self.service, record)
+            api = self.engines.get(record)
         except Exception as exc:  # noqa: BLE001 - any failure is a reason to try the next
             reasons.append(f"{record.name}: {getattr(exc, 'message', exc)}")
             return None
@@ -253,7 +296,7 @@ class Swarm:
         """A running machine, not in any swarm, with the address it would advertise: or one clear refusal.
         Its engine is made ready for Swarm mode (live-restore off: provisioned again) when it is not yet."""
         record, driver = self._running(name)
-        api = client(self.service, record)
+        api = self.engines.get(record)
         info = api.info()
         if (info.get("Swarm") or {}).get("LocalNodeState", "inactive") != "inactive":
             raise SwarmError(f'machine "{name}" is already in a swarm; leave it first (`provision swarm leave {name}`)',
@@ -266,7 +309,8 @@ class Swarm:
             self.progress(f"Configuring the engine of {name} for Swarm mode (live-restore off)")
             self._set(name, cluster=cluster or record.cluster or name)
             record = self.service.reprovision(name)
-            api = client(self.service, record)
+            self.engines.drop(name)  # its engine restarted
+            api = self.engines.get(record)
         return record, driver, api, address
 
     # -- init ---------------------------------------------------------------------------------------
@@ -417,7 +461,7 @@ class Swarm:
                 self._demote(manager_api, node_id, name)
         self.progress(f"{name} leaves the swarm")
         try:
-            node_api = client(self.service, record)
+            node_api = self.engines.get(record)
             node_api.api.leave_swarm(force=is_manager and len(managers) == 1)
         except Exception as exc:  # noqa: BLE001
             if not (force or removing):
@@ -432,7 +476,7 @@ class Swarm:
 
     def _own_node_id(self, record: MachineRecord) -> str | None:
         try:
-            return swarm_state(client(self.service, record)).get("NodeID") or None
+            return swarm_state(self.engines.get(record)).get("NodeID") or None
         except Exception:  # noqa: BLE001 - a stopped machine: found by its hostname instead
             return None
 
@@ -482,7 +526,7 @@ class Swarm:
     def _orphan(self, record: MachineRecord) -> None:
         """With the last manager gone (-f), the workers leave too, or a later join would find them in a swarm."""
         try:
-            client(self.service, record).api.leave_swarm(force=True)
+            self.engines.get(record).api.leave_swarm(force=True)
         except Exception:  # noqa: BLE001 - a stopped worker leaves nothing running to clean
             pass
         self._forget(record, [])
@@ -544,9 +588,12 @@ def leave_before_remove(service: Machines, name: str, force: bool) -> None:
         return
     if not record.swarm_role:
         return
+    swarm = Swarm(service)
     try:
-        Swarm(service).leave(name, force=force, removing=True)
+        swarm.leave(name, force=force, removing=True)
     except ProvisionError as exc:
         if not force:
             raise
         service.progress(f"{name} could not leave its swarm cleanly ({exc.message}); removing it anyway")
+    finally:
+        swarm.engines.close()  # here, in the thread that removes it, not one by one at exit

@@ -278,3 +278,46 @@ def test_a_new_node_joins_through_the_leader_then_the_reachable_managers() -> No
     }
     assert _join_addresses(nodes) == ["10.0.0.2:2377", "10.0.0.3:2377"]
     assert _join_addresses({"w": node(None)}) == []
+
+
+def test_the_threads_of_one_command_share_one_engine_client_per_machine(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    """A fleet's joins all ask the leader: one client (one TLS handshake) for it, however many threads ask at
+    once; a machine dropped gets a fresh one next time; close closes every client made."""
+    from provision import swarm
+
+    made: list[str] = []
+    closed: list[str] = []
+    first_call = threading.Event()
+
+    class Client:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close(self) -> None:
+            closed.append(self.name)
+
+    def slow_client(service: object, record: MachineRecord) -> Client:
+        made.append(record.name)
+        first_call.wait(0.2)  # the other threads arrive while the first is still connecting
+        return Client(record.name)
+
+    monkeypatch.setattr(swarm, "client", slow_client)
+    engines = swarm.EngineClients(Machines.open(tmp_path / "store"))
+    leader = MachineRecord(name="m1", driver="none", url="tcp://10.0.0.2:2376")
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(engines.get(leader))) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert made == ["m1"] and len(got) == 16 and len({id(c) for c in got}) == 1
+
+    worker = MachineRecord(name="w1", driver="none", url="tcp://10.0.0.3:2376")
+    engines.get(worker)
+    engines.drop("w1")
+    assert closed == ["w1"]
+    engines.get(worker)
+    assert made == ["m1", "w1", "w1"]
+    engines.close()
+    assert sorted(closed) == ["m1", "w1", "w1"]
