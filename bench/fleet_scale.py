@@ -83,17 +83,12 @@ class Provision:
         self.work = work
         self.hosts = hosts
 
-    def __call__(self, *args: str, cwd: Path | None = None, stamped: bool = False) -> Timed:
-        """Run provision in the hub; ``stamped`` prefixes each line it prints with the seconds since start."""
+    def __call__(self, *args: str, cwd: Path | None = None) -> Timed:
         before, engines = resource.getrusage(resource.RUSAGE_CHILDREN), engines_cpu()
         started = time.monotonic()
-        with subprocess.Popen(self.hosts.provision_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=self.env, cwd=cwd or self.work) as proc:
-            assert proc.stdout is not None and proc.stderr is not None
-            lines = [f"{time.monotonic() - started:6.2f}s  {line}" if stamped else line for line in proc.stdout]
-            err = proc.stderr.read()
+        done = subprocess.run(self.hosts.provision_argv(*args), capture_output=True, text=True, env=self.env,
+                              cwd=cwd or self.work)
         wall = time.monotonic() - started
-        done = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines), err)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
             raise SystemExit(f"provision {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
@@ -140,8 +135,8 @@ def main() -> None:
                         help="The engines' CPU priority (nice level of their sessions; 0: the same as provision's). "
                              "On a real fleet each engine has a computer of its own and takes none of provision's CPU")
     parser.add_argument("--rounds", type=int, default=3, help="Time the project commands this many times")
-    parser.add_argument("--log", type=Path, help="Write the progress lines of each round's up (each with the "
-                                                  "seconds since it started) and down here")
+    parser.add_argument("--log", type=Path, help="Write each round's up and down progress lines here (provision "
+                                                  "prints each with the seconds since it started)")
     parser.add_argument("--skip-by-hand", action="store_true", help="Time only up and down, not sequential creates")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -183,8 +178,7 @@ def main() -> None:
             # All hosts from one file, in parallel.
             timed("plan, all machines", provision("plan", cwd=fleet))
             up = timed(f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}",
-                       provision("up", "--parallel", str(args.parallel), cwd=fleet,
-                                 stamped=bool(args.log)))
+                       provision("up", "--parallel", str(args.parallel), cwd=fleet))
             notes[f"up, {args.hosts} machines ({args.managers} managers), --parallel {args.parallel}"] = \
                 up.done.stdout.strip()
             ratios.append(up.wall / single.wall)
